@@ -1,0 +1,41 @@
+SHELL := /bin/bash
+# Everything builds its own virtual environment from nothing: a fresh clone needs only python3 (3.10+).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --quiet --disable-pip-version-check
+CONFIG ?=
+
+.PHONY: help venv sync test unit integration bench image clean fake
+
+help:
+	@echo "make sync   sync into a local DuckDB file (the bundled fake TalentLMS unless CONFIG=path/to/config.json)"
+	@echo "make test   every test: unit tests and the connector's real entrypoint against the fake LMS server"
+	@echo "make fake   run the fake LMS server by hand (TalentLMS on 127.0.0.1:8080)"
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(PIP) install -e ".[tests]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+	touch $@
+
+venv: $(VENV)/.installed
+
+sync: venv
+	$(BIN)/python -m integration_tests.sync_demo $(if $(CONFIG),--config $(CONFIG),)
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+unit: venv
+	$(BIN)/python -m pytest -q unit_tests
+
+integration: venv
+	$(BIN)/python -m pytest -q integration_tests
+
+fake: venv
+	$(BIN)/python -m integration_tests.fake_lms talentlms --port 8080
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,3 @@
+from .source import SourceLmsEnrollments
+
+__all__ = ["SourceLmsEnrollments"]

@@ -1,0 +1,299 @@
+"""What every provider shares: its config, its place in the spec, and the base stream with cursor and state.
+
+A provider is one `LmsProvider` subclass (spec entry, auth, check, its three streams) plus its `LmsStream`
+subclasses. Everything here is provider-neutral; a provider overrides only what differs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, MutableMapping, Optional
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+from airbyte_cdk.models import FailureType, SyncMode
+from airbyte_cdk.sources.streams.core import CheckpointMixin
+from airbyte_cdk.sources.streams.http import HttpStream
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from .http_policy import MAX_RETRIES, TIMEOUTS, LmsErrorHandler, RetryAfterBackoff, endpoint_of
+from .unified import now_iso, iso_to_iso
+
+logger = logging.getLogger("airbyte")
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def config_error(message: str) -> AirbyteTracedException:
+    return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def checked_base_url(value: Any, field: str = "provider.base_url") -> str:
+    """A base URL with its scheme, https unless the host is loopback (design.md §2), without a trailing slash."""
+    if not isinstance(value, str) or not value.strip():
+        raise config_error(f"{field} is required: the full URL of the LMS, e.g. https://acme.example.com.")
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise config_error(f"{field} must be a full URL with http(s) scheme and host, got {url!r}.")
+    if parts.username or parts.password:
+        raise config_error(f"{field} must not carry credentials; put them in their own fields.")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise config_error(
+            f"{field} uses plain http for {parts.hostname!r}; https is required except for loopback hosts "
+            "(localhost, 127.0.0.0/8, [::1])."
+        )
+    return url
+
+
+class LmsConfig:
+    """The validated connector config (design.md §3), shared by every provider."""
+
+    def __init__(self, config: Mapping[str, Any], provider_cls: type["LmsProvider"]) -> None:
+        provider = config.get("provider")
+        if not isinstance(provider, Mapping):
+            raise config_error("provider is required: an object with provider_type and the provider's fields.")
+        self.provider: Mapping[str, Any] = provider
+        for field in provider_cls.spec_required:
+            value = provider.get(field)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise config_error(f"provider.{field} is required for {provider_cls.title}.")
+        self.base_url = checked_base_url(provider.get("base_url") or provider_cls.default_base_url)
+        start_date = config.get("start_date")
+        try:
+            self.start_date: str | None = iso_to_iso(start_date) if start_date else None
+        except (ValueError, TypeError):
+            raise config_error(f"start_date must be an ISO 8601 timestamp such as 2024-01-01T00:00:00Z, got {start_date!r}.") from None
+        self.include_remote_data = bool(config.get("include_remote_data", False))
+
+
+class LmsProvider(ABC):
+    """One LMS: its entry in the spec's `provider` oneOf, its auth, its check, its three streams."""
+
+    provider_type: ClassVar[str]
+    title: ClassVar[str]
+    # JSON schema of the provider object's own fields (besides provider_type and base_url).
+    spec_properties: ClassVar[dict[str, Any]]
+    spec_required: ClassVar[list[str]]
+    default_base_url: ClassVar[Optional[str]] = None
+    base_url_example: ClassVar[str] = "https://acme.example.com"
+    # Named in a 401/403 message: which config fields to check.
+    credential_hint: ClassVar[str] = "Check the provider's credentials."
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = LmsConfig(config, type(self))
+        self.authenticator = self.make_authenticator()
+
+    @classmethod
+    def spec_entry(cls) -> dict[str, Any]:
+        base_url: dict[str, Any] = {
+            "type": "string",
+            "title": "Base URL",
+            "description": f"Full URL with scheme, e.g. {cls.base_url_example}. https is required except for loopback hosts.",
+            "order": 1,
+        }
+        required = ["provider_type", *cls.spec_required]
+        if cls.default_base_url:
+            base_url["default"] = cls.default_base_url
+        else:
+            required.insert(1, "base_url")
+        return {
+            "title": cls.title,
+            "type": "object",
+            "required": required,
+            "properties": {
+                "provider_type": {"type": "string", "const": cls.provider_type, "default": cls.provider_type, "order": 0},
+                "base_url": base_url,
+                **cls.spec_properties,
+            },
+        }
+
+    def make_authenticator(self) -> Any:
+        return None
+
+    @abstractmethod
+    def streams(self) -> list["LmsStream"]:
+        """The users, courses and course_enrollments streams."""
+
+    @abstractmethod
+    def check_stream(self) -> "LmsStream":
+        """A stream whose first page is a cheap authenticated call, built with few retries."""
+
+    def check(self) -> None:
+        """Read the first record of `check_stream()`; every failure becomes a config error a person can act on."""
+        stream = self.check_stream()
+        try:
+            for _ in stream.records_of_slice(SyncMode.full_refresh, {}):
+                break
+        except AirbyteTracedException as error:
+            if error.failure_type == FailureType.config_error:
+                raise
+            raise config_error(
+                f"Could not read from {self.title} at {self.config.base_url}: {error.message} "
+                "Check provider.base_url and that the LMS is reachable."
+            ) from error
+
+
+LAST_SLICE = "is_last_slice"
+
+
+class LmsStream(HttpStream, CheckpointMixin, ABC):
+    """A unified stream of one provider: HTTP policy, JSON parsing with clear errors, cursor and state.
+
+    Incremental (design.md §5): records with `updated_at >= cursor`, or a null `updated_at`, are emitted. When a
+    provider cannot filter on the server (`server_side_filter = False`), everything is read and filtered here.
+    The cursor moves only after the last slice is read, to the latest `updated_at` emitted, so that a state
+    message is never ahead of a record not yet emitted, whatever order records arrive in.
+    """
+
+    unified_name: ClassVar[str]
+    primary_key = "id"
+    cursor_field = "updated_at"
+    # True for a child stream whose parent item can vanish mid-sync (404 is then a warning, not a failure).
+    ignore_not_found: ClassVar[bool] = False
+
+    def __init__(self, provider: LmsProvider, max_retries: int = MAX_RETRIES) -> None:
+        self.provider = provider
+        self.config = provider.config
+        self._max_retries = max_retries
+        self._state_cursor: str | None = None  # the incoming state, what we filter on
+        self._cursor: str | None = None  # what the state getter reports; only ever moves after a complete read
+        self._pending: str | None = None  # the latest updated_at emitted in slices not yet all read
+        super().__init__(authenticator=provider.authenticator)
+
+    # ---- identity and HTTP policy -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.unified_name
+
+    @property
+    def url_base(self) -> str:
+        return self.provider.api_base  # type: ignore[attr-defined]
+
+    def request_kwargs(self, **_: Any) -> Mapping[str, Any]:
+        return {"timeout": TIMEOUTS}  # the CDK sets none (cdk-notes.md §2)
+
+    def get_error_handler(self) -> LmsErrorHandler:
+        return LmsErrorHandler(
+            self.logger,
+            self.provider.title,
+            self.provider.credential_hint,
+            self.describe_error,
+            endpoint_name=self.endpoint_name,
+            ignore_not_found=self.ignore_not_found,
+            max_retries=self._max_retries,
+        )
+
+    def get_backoff_strategy(self) -> list[Any]:
+        return [RetryAfterBackoff(self.provider.title)]
+
+    def describe_error(self, response: requests.Response) -> str | None:
+        """The provider's message from an error body; providers override for their envelope."""
+        return response.text[:200] if response.text else None
+
+    def endpoint_name(self, url: str | None) -> str:
+        return endpoint_of(url)
+
+    def json_of(self, response: requests.Response) -> Any:
+        """The body as JSON, or a system_error naming the endpoint and what was wrong."""
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as error:
+            raise self.malformed(response, f"the answer is not valid JSON ({error})") from None
+
+    def malformed(self, response: requests.Response, what: str) -> AirbyteTracedException:
+        message = f"{self.provider.title} GET {self.endpoint_name(response.url)}: {what}."
+        return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+
+    # ---- state ----------------------------------------------------------------------------------------------
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        return {self.cursor_field: self._cursor} if self._cursor else {}
+
+    @state.setter
+    def state(self, value: Mapping[str, Any]) -> None:
+        cursor = self._parse_state(value)
+        self._state_cursor = self._cursor = cursor
+        self._pending = None
+
+    def _parse_state(self, value: Any) -> str | None:
+        if not value:
+            return None
+        if not isinstance(value, Mapping):
+            raise config_error(f"The state of stream {self.name!r} must be an object like {{\"updated_at\": \"2024-01-01T00:00:00Z\"}}, got {value!r}.")
+        raw = value.get(self.cursor_field)
+        if raw is None:
+            return None
+        try:
+            cursor = iso_to_iso(raw) if isinstance(raw, str) else None
+        except ValueError:
+            cursor = None
+        if cursor is None:
+            raise config_error(
+                f"The state of stream {self.name!r} has {self.cursor_field}={raw!r}, which is not an ISO 8601 timestamp. "
+                "Reset the stream or fix the state."
+            )
+        if cursor > now_iso():
+            # A cursor in the future would hide every record changed until then: read as a first sync instead.
+            logger.warning(f"The state of stream {self.name!r} has {self.cursor_field}={cursor}, in the future; ignoring it and reading as a first sync.")
+            return None
+        return cursor
+
+    def since(self, sync_mode: SyncMode) -> str | None:
+        """The lower bound records are filtered on: the state, or start_date on a first incremental sync."""
+        if sync_mode != SyncMode.incremental:
+            return None
+        return self._state_cursor or self.config.start_date
+
+    # ---- slices and records ---------------------------------------------------------------------------------
+    def partitions(self) -> Iterable[dict[str, Any]]:
+        """The stream's slices; one by default. A fan-out stream yields one per parent item."""
+        yield {}
+
+    def stream_slices(self, *, sync_mode: SyncMode, cursor_field: Optional[list[str]] = None, stream_state: Optional[Mapping[str, Any]] = None) -> Iterable[Optional[Mapping[str, Any]]]:
+        # One-item lookahead marks the last slice, whose end commits the cursor (cdk-notes.md §1).
+        previous = None
+        for item in self.partitions():
+            if previous is not None:
+                yield previous
+            previous = item
+        if previous is None:
+            self._commit()  # no parents at all: nothing to wait for
+            return
+        yield {**previous, LAST_SLICE: True}
+
+    def read_records(self, sync_mode: SyncMode, cursor_field: Optional[list[str]] = None, stream_slice: Optional[Mapping[str, Any]] = None, stream_state: Optional[Mapping[str, Any]] = None) -> Iterable[Mapping[str, Any]]:
+        since = self.since(sync_mode)
+        latest = self._pending
+        for record in self.records_of_slice(sync_mode, stream_slice or {}):
+            updated_at = record["updated_at"]
+            if updated_at is not None:
+                if since is not None and updated_at < since:
+                    continue
+                if latest is None or updated_at > latest:
+                    latest = updated_at
+            yield record
+        self._pending = latest
+        if not stream_slice or stream_slice.get(LAST_SLICE):
+            self._commit()
+
+    def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        """The slice's mapped records, through the CDK's paging and HTTP client."""
+        yield from HttpStream.read_records(self, sync_mode, None, stream_slice, None)
+
+    def _commit(self) -> None:
+        if self._pending is not None and (self._cursor is None or self._pending > self._cursor):
+            self._cursor = self._pending
+        self._pending = None

@@ -1,0 +1,170 @@
+"""The one HTTP policy every provider's streams use, built on the CDK's error handler and backoff.
+
+Where the CDK's defaults fall short of design.md §6 (cdk-notes.md §2), this module fills the gap:
+
+* the CDK sets no request timeout: `TIMEOUTS` is passed on every request;
+* the CDK maps timeouts and dropped connections to `system_error`: here they are retried and end as
+  `transient_error`;
+* the CDK ignores `Retry-After`: `RetryAfterBackoff` honours it, and turns an absurd wait into a clear
+  transient error instead of sleeping for hours;
+* the CDK's messages name neither the LMS nor the endpoint: `LmsErrorHandler` names both (the path only, never
+  a query string, which can carry a token) and, for 401/403, what the provider said and which field to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from typing import Callable, Optional, Union
+from urllib.parse import urlsplit
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, HttpStatusErrorHandler
+from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import DEFAULT_ERROR_MAPPING
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from requests.exceptions import ChunkedEncodingError, ConnectionError, ConnectTimeout, ReadTimeout, SSLError
+
+# (connect, read) seconds. A TalentLMS /users answer on a large portal is one unpaged body and can take long.
+TIMEOUTS = (10, 120)
+MAX_RETRIES = 5
+# Bound on the total time spent retrying one request (the CDK's own default is 600 s too).
+MAX_RETRY_TIME = timedelta(minutes=10)
+# The longest single wait a provider may ask for before we give up with a transient error instead.
+MAX_SINGLE_WAIT_SECONDS = 600
+
+_RETRY = ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, None)
+# Exceptions are looked up by exact class (cdk-notes.md §2), so every subclass we can meet is listed.
+LMS_ERROR_MAPPING = {
+    **DEFAULT_ERROR_MAPPING,
+    ConnectionError: _RETRY,
+    ConnectTimeout: _RETRY,
+    ReadTimeout: _RETRY,
+    ChunkedEncodingError: _RETRY,
+    SSLError: ErrorResolution(ResponseAction.FAIL, FailureType.config_error, None),
+}
+
+
+def endpoint_of(url: str | None) -> str:
+    """The path of a URL, without scheme, host or query (a query can hold a token)."""
+    return urlsplit(url).path if url else "?"
+
+
+def _request_of(response_or_exception: Union[requests.Response, Exception, None]) -> requests.PreparedRequest | None:
+    if isinstance(response_or_exception, requests.Response):
+        return response_or_exception.request
+    return getattr(response_or_exception, "request", None)
+
+
+class LmsErrorHandler(HttpStatusErrorHandler):
+    """The CDK's status/exception classification, with messages a person can act on.
+
+    `describe_error(response)` is the provider's reading of its own error body (e.g. TalentLMS
+    `{"error": {"message": ...}}`); `credential_hint` names the config fields to check on 401/403;
+    `endpoint_name(url)` lets a provider whose path says nothing (Moodle's one `server.php`) name the call.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        provider_title: str,
+        credential_hint: str,
+        describe_error: Callable[[requests.Response], str | None],
+        endpoint_name: Callable[[str | None], str] = endpoint_of,
+        ignore_not_found: bool = False,
+        max_retries: int = MAX_RETRIES,
+        max_time: timedelta = MAX_RETRY_TIME,
+    ) -> None:
+        super().__init__(logger, LMS_ERROR_MAPPING, max_retries=max_retries, max_time=max_time)
+        self._title = provider_title
+        self._credential_hint = credential_hint
+        self._describe_error = describe_error
+        self._endpoint_name = endpoint_name
+        self._ignore_not_found = ignore_not_found
+
+    def interpret_response(self, response_or_exception: Optional[Union[requests.Response, Exception]] = None) -> ErrorResolution:
+        resolution = super().interpret_response(response_or_exception)
+        if resolution.response_action == ResponseAction.SUCCESS:
+            return resolution
+        request = _request_of(response_or_exception)
+        endpoint = self._endpoint_name(request.url if request is not None else None)
+        where = f"{self._title} {request.method if request is not None else 'GET'} {endpoint}"
+
+        if isinstance(response_or_exception, requests.Response):
+            status = response_or_exception.status_code
+            said = self._safe_describe(response_or_exception)
+            said = f": {said}" if said else ""
+            if status in (401, 403):
+                return ErrorResolution(
+                    ResponseAction.FAIL,
+                    FailureType.config_error,
+                    f"{where} answered HTTP {status}{said}. {self._credential_hint}",
+                )
+            if status == 404 and self._ignore_not_found:
+                # A child resource deleted between listing its parent and reading it: not fatal (design.md §6).
+                return ErrorResolution(ResponseAction.IGNORE, None, f"{where} answered HTTP 404{said}; it was probably deleted during the sync, skipped.")
+            if status == 429:
+                return ErrorResolution(ResponseAction.RATE_LIMITED, FailureType.transient_error, f"{where} answered HTTP 429 (rate limited){said}.")
+            if status >= 500 or status == 408:
+                return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, f"{where} answered HTTP {status}{said}.")
+            # Any other 4xx is a request this connector got wrong or the API changed: retrying will not help.
+            return ErrorResolution(ResponseAction.FAIL, FailureType.system_error, f"{where} answered HTTP {status}{said}.")
+
+        if isinstance(response_or_exception, SSLError):
+            return ErrorResolution(ResponseAction.FAIL, FailureType.config_error, f"{where}: TLS failed ({type(response_or_exception).__name__}). Check provider.base_url.")
+        if isinstance(response_or_exception, (ConnectionError, ReadTimeout, ChunkedEncodingError)):
+            kind = "did not answer in time" if isinstance(response_or_exception, (ReadTimeout, ConnectTimeout)) else "could not be reached or dropped the connection"
+            return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, f"{where} {kind} ({type(response_or_exception).__name__}).")
+        return ErrorResolution(resolution.response_action, resolution.failure_type, f"{where}: {resolution.error_message}")
+
+    def _safe_describe(self, response: requests.Response) -> str | None:
+        try:
+            text = self._describe_error(response)
+        except Exception:  # an error body we cannot read must not hide the status itself
+            text = None
+        return text[:300] if text else None
+
+
+class RetryAfterBackoff(BackoffStrategy):
+    """Wait what `Retry-After` says (seconds or an HTTP date); None lets the CDK's exponential backoff decide.
+
+    The CDK adds 1 s to any value returned here (cdk-notes.md §2).
+    """
+
+    def __init__(self, provider_title: str, max_wait: float = MAX_SINGLE_WAIT_SECONDS) -> None:
+        self._title = provider_title
+        self._max_wait = max_wait
+
+    def backoff_time(self, response_or_exception, attempt_count: int) -> Optional[float]:  # noqa: ANN001 (CDK signature)
+        if not isinstance(response_or_exception, requests.Response):
+            return None
+        wait = self.wait_seconds(response_or_exception)
+        if wait is None:
+            return None
+        if wait > self._max_wait:
+            raise AirbyteTracedException(
+                message=(
+                    f"{self._title} asks to wait {wait:.0f} s before the next request to "
+                    f"{endpoint_of(response_or_exception.url)}, longer than the {self._max_wait:.0f} s this connector waits. "
+                    "The sync will resume from its last state next time."
+                ),
+                failure_type=FailureType.transient_error,
+            )
+        return max(wait, 0.0)
+
+    @staticmethod
+    def wait_seconds(response: requests.Response) -> float | None:
+        value = response.headers.get("Retry-After", "").strip()
+        if not value:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            return parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None

@@ -1,0 +1,11 @@
+"""The provider registry: `provider_type` -> its `LmsProvider`. Adding a provider is one line here."""
+
+from ..base import LmsProvider
+from .talentlms import TalentLms
+
+PROVIDERS: dict[str, type[LmsProvider]] = {
+    provider.provider_type: provider
+    for provider in (
+        TalentLms,
+    )
+}
