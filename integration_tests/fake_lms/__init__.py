@@ -1,0 +1,23 @@
+"""The fake LMS server: real HTTP on loopback, imitating each provider's documented API over seeded data."""
+
+from .dataset import Dataset
+from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
+from .talentlms import TalentLmsApp
+
+# provider_type -> fake app. Adding a provider's fake is one line here.
+APPS: dict[str, type[FakeProviderApp]] = {
+    app.name: app
+    for app in (
+        TalentLmsApp,
+    )
+}
+
+
+def start_fake(provider: str, users: int = 50, courses: int = 10, enrollments: int | None = None, seed: int = 7,
+               port: int = 0, latency_ms: float = 0.0, **options) -> FakeLmsServer:
+    """Build the dataset, start the provider's fake on 127.0.0.1 and return the running server."""
+    data = Dataset(users=users, courses=courses, enrollments=enrollments, seed=seed)
+    return FakeLmsServer(APPS[provider](data, **options), port=port, latency_ms=latency_ms).start()
+
+
+__all__ = ["APPS", "Dataset", "FakeLmsServer", "FakeProviderApp", "FakeRequest", "FakeResponse", "start_fake"]
