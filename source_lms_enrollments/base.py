@@ -163,6 +163,8 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
     cursor_field = "updated_at"
     # True for a child stream whose parent item can vanish mid-sync (404 is then a warning, not a failure).
     ignore_not_found: ClassVar[bool] = False
+    # True for OAuth providers: a 401 refreshes the token once and retries (the token can expire mid-sync).
+    refresh_on_401: ClassVar[bool] = False
 
     def __init__(self, provider: LmsProvider, max_retries: int = MAX_RETRIES) -> None:
         self.provider = provider
@@ -193,6 +195,7 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
             self.describe_error,
             endpoint_name=self.endpoint_name,
             ignore_not_found=self.ignore_not_found,
+            refresh_on_401=self.refresh_on_401,
             max_retries=self._max_retries,
         )
 

@@ -75,6 +75,7 @@ class LmsErrorHandler(HttpStatusErrorHandler):
         describe_error: Callable[[requests.Response], str | None],
         endpoint_name: Callable[[str | None], str] = endpoint_of,
         ignore_not_found: bool = False,
+        refresh_on_401: bool = False,
         max_retries: int = MAX_RETRIES,
         max_time: timedelta = MAX_RETRY_TIME,
     ) -> None:
@@ -84,6 +85,7 @@ class LmsErrorHandler(HttpStatusErrorHandler):
         self._describe_error = describe_error
         self._endpoint_name = endpoint_name
         self._ignore_not_found = ignore_not_found
+        self._refresh_on_401 = refresh_on_401
 
     def interpret_response(self, response_or_exception: Optional[Union[requests.Response, Exception]] = None) -> ErrorResolution:
         resolution = super().interpret_response(response_or_exception)
@@ -97,6 +99,14 @@ class LmsErrorHandler(HttpStatusErrorHandler):
             status = response_or_exception.status_code
             said = self._safe_describe(response_or_exception)
             said = f": {said}" if said else ""
+            if status == 401 and self._refresh_on_401:
+                # An OAuth token that expired mid-sync: the CDK refreshes it once and retries; a second 401 after a
+                # fresh token is a config_error (http_client.py, REFRESH_TOKEN_THEN_RETRY).
+                return ErrorResolution(
+                    ResponseAction.REFRESH_TOKEN_THEN_RETRY,
+                    FailureType.config_error,
+                    f"{where} answered HTTP 401{said}. {self._credential_hint}",
+                )
             if status in (401, 403):
                 return ErrorResolution(
                     ResponseAction.FAIL,
