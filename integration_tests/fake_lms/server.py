@@ -5,7 +5,8 @@ provider's documented API does. This module adds what every fake shares:
 
 * a log of every request (method, path, query) for tests to assert what the connector asked for;
 * faults, applied before the app answers, each for the next N matching requests: rate limiting (429 with
-  `Retry-After`, body from the app), server errors, slow answers, malformed bodies, dropped connections;
+  `Retry-After`, body from the app), server errors, slow answers, malformed bodies, dropped connections, and
+  `not_found` (an item deleted between being listed and being read);
 * a control API for a fake run in another process: `POST /_fake/faults`, `POST /_fake/touch`,
   `GET /_fake/requests`, `POST /_fake/reset-requests`.
 """
@@ -58,7 +59,7 @@ class FakeResponse:
 
 @dataclass
 class Fault:
-    kind: str  # rate_limit | error | slow | malformed | drop
+    kind: str  # rate_limit | error | slow | malformed | drop | not_found
     count: int
     match: str = ""  # only requests whose path contains this
     status: int = 500
@@ -134,6 +135,10 @@ class FakeProviderApp:
 
     def server_error(self, status: int) -> FakeResponse:
         return FakeResponse(status, {"error": "internal error"})
+
+    def not_found(self) -> FakeResponse:
+        """What the API answers for an item that no longer exists (the `not_found` fault: deleted mid-sync)."""
+        return FakeResponse(404, {"error": "not found"})
 
 
 class FakeLmsServer:
@@ -231,6 +236,8 @@ class FakeLmsServer:
             time.sleep(fault.seconds)
         if fault is not None and fault.kind == "rate_limit":
             return self._write(handler, self.app.rate_limited(fault.retry_after))
+        if fault is not None and fault.kind == "not_found":
+            return self._write(handler, self.app.not_found())
         if fault is not None and fault.kind == "error":
             response = self.app.server_error(fault.status)
             if fault.retry_after is not None:

@@ -55,6 +55,9 @@ class TalentLmsApp(FakeProviderApp):
     def server_error(self, status: int) -> FakeResponse:
         return v1_error(status, "Internal server error", "api_error")
 
+    def not_found(self) -> FakeResponse:
+        return v1_error(404, "The requested course does not exist")
+
     # ---- what v1 lists: no deleted users, and a withdrawn enrollment is gone --------------------------------------
     def listed_people(self) -> list[Person]:
         return [p for p in self.data.people.values() if p.status != "deleted"]

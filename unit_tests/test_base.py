@@ -1,0 +1,122 @@
+"""The shared base: config validation, state parsing, client-side filtering and the no-loss cursor."""
+
+from typing import Any, Iterable, Mapping
+
+import pytest
+from airbyte_cdk.models import FailureType, SyncMode
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_lms_enrollments.base import LmsProvider, LmsStream, checked_base_url
+
+
+class ToyProvider(LmsProvider):
+    provider_type, title, spec_required, spec_properties = "toy", "Toy", [], {}
+
+    def __init__(self, config, pages):
+        super().__init__(config)
+        self.api_base = self.config.base_url + "/"
+        self.pages = pages
+
+    def streams(self):
+        return [ToyStream(self)]
+
+    def check_stream(self):
+        return ToyStream(self)
+
+
+class ToyStream(LmsStream):
+    """Three parents, each with its records, arriving out of updated_at order."""
+
+    unified_name = "users"
+
+    def partitions(self) -> Iterable[dict[str, Any]]:
+        yield from ({"parent": key} for key in self.provider.pages)
+
+    def path(self, **_):
+        return "x"
+
+    def next_page_token(self, response):
+        return None
+
+    def parse_response(self, response, **_):
+        return []
+
+    def records_of_slice(self, sync_mode, stream_slice: Mapping[str, Any]):
+        yield from ({"id": str(i), "updated_at": u} for i, u in self.provider.pages[stream_slice["parent"]])
+
+
+PAGES = {
+    "a": [(1, "2024-03-20T00:00:00Z"), (2, None)],
+    "b": [(3, "2024-03-01T00:00:00Z"), (4, "2024-03-05T00:00:00Z")],
+    "c": [(5, "2024-02-01T00:00:00Z")],
+}
+
+
+def stream_with(state=None, **config) -> ToyStream:
+    stream = ToyStream(ToyProvider({"provider": {"provider_type": "toy", "base_url": "https://toy.example.com"}, **config}, PAGES))
+    stream.state = state or {}
+    return stream
+
+
+def read_all(stream: ToyStream, mode=SyncMode.incremental):
+    emitted, states = [], []
+    for stream_slice in stream.stream_slices(sync_mode=mode):
+        emitted += [r["id"] for r in stream.read_records(mode, stream_slice=stream_slice)]
+        states.append(dict(stream.state))
+    return emitted, states
+
+
+def test_cursor_moves_only_after_the_last_slice():
+    emitted, states = read_all(stream_with({"updated_at": "2024-03-05T00:00:00Z"}))
+    assert emitted == ["1", "2", "4"]  # >= is inclusive; null updated_at always emitted
+    assert states == [{"updated_at": "2024-03-05T00:00:00Z"}] * 2 + [{"updated_at": "2024-03-20T00:00:00Z"}]
+
+
+def test_a_resume_from_any_state_message_loses_nothing():
+    _, states = read_all(stream_with())
+    for state in states[:-1]:
+        assert state == {}  # nothing committed before the last slice: a resume re-reads every slice
+
+
+def test_full_refresh_does_not_filter_but_still_reports_the_latest_cursor():
+    emitted, states = read_all(stream_with({"updated_at": "2030-01-01T00:00:00Z"}), SyncMode.full_refresh)
+    assert emitted == ["1", "2", "3", "4", "5"]
+
+
+def test_start_date_applies_on_the_first_incremental_sync_only():
+    emitted, _ = read_all(stream_with(start_date="2024-03-02T00:00:00Z"))
+    assert emitted == ["1", "2", "4"]
+    emitted, _ = read_all(stream_with({"updated_at": "2024-01-01T00:00:00Z"}, start_date="2024-03-02T00:00:00Z"))
+    assert emitted == ["1", "2", "3", "4", "5"]
+
+
+def test_a_future_cursor_is_ignored_rather_than_hiding_records():
+    stream = stream_with({"updated_at": "2999-01-01T00:00:00Z"})
+    assert stream.state == {}
+
+
+@pytest.mark.parametrize("state", [{"updated_at": "yesterday"}, {"updated_at": 17}, ["not", "an", "object"]])
+def test_a_malformed_state_is_a_config_error_naming_the_stream(state):
+    with pytest.raises(AirbyteTracedException) as raised:
+        stream_with(state)
+    assert raised.value.failure_type == FailureType.config_error and "'users'" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "url, ok",
+    [("https://acme.talentlms.com/", True), ("http://127.0.0.1:8080", True), ("http://localhost:1", True), ("http://[::1]:8", True),
+     ("http://acme.talentlms.com", False), ("acme.talentlms.com", False), ("https://user:pw@acme.com", False), ("", False), (None, False)],
+)
+def test_base_url_rule(url, ok):
+    if ok:
+        assert not checked_base_url(url).endswith("/")
+    else:
+        with pytest.raises(AirbyteTracedException) as raised:
+            checked_base_url(url)
+        assert "provider.base_url" in raised.value.message
+
+
+def test_start_date_must_be_iso():
+    with pytest.raises(AirbyteTracedException) as raised:
+        stream_with(start_date="last tuesday")
+    assert "start_date" in raised.value.message
