@@ -19,7 +19,19 @@ from airbyte_cdk.sources.streams.core import CheckpointMixin
 from airbyte_cdk.sources.streams.http import HttpStream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .http_policy import MAX_RETRIES, TIMEOUTS, LmsErrorHandler, RetryAfterBackoff, endpoint_of
+from datetime import timedelta
+
+from airbyte_cdk.sources.streams.call_rate import APIBudget, MovingWindowCallRatePolicy, Rate
+
+from .http_policy import (
+    CONNECT_TIMEOUT,
+    MAX_RETRIES,
+    READ_TIMEOUT,
+    ExponentialJitterBackoff,
+    LmsErrorHandler,
+    RetryAfterBackoff,
+    endpoint_of,
+)
 from .unified import now_iso, iso_to_iso
 
 logger = logging.getLogger("airbyte")
@@ -77,6 +89,17 @@ class LmsConfig:
         except (ValueError, TypeError):
             raise config_error(f"start_date must be an ISO 8601 timestamp such as 2024-01-01T00:00:00Z, got {start_date!r}.") from None
         self.include_remote_data = bool(config.get("include_remote_data", False))
+        self.requests_per_minute = _positive_int(config, "requests_per_minute", None)
+        self.read_timeout = _positive_int(config, "request_timeout_seconds", READ_TIMEOUT)
+
+
+def _positive_int(config: Mapping[str, Any], field: str, default: int | None) -> int | None:
+    value = config.get(field)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise config_error(f"{field} must be a whole number of at least 1, got {value!r}.")
+    return value
 
 
 class LmsProvider(ABC):
@@ -95,6 +118,12 @@ class LmsProvider(ABC):
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = LmsConfig(config, type(self))
         self.authenticator = self.make_authenticator()
+        # One budget per provider, shared by all its streams and threads: the user's request-rate cap.
+        self.api_budget = (
+            APIBudget(policies=[MovingWindowCallRatePolicy(rates=[Rate(self.config.requests_per_minute, timedelta(minutes=1))], matchers=[])])
+            if self.config.requests_per_minute
+            else None
+        )
 
     @classmethod
     def spec_entry(cls) -> dict[str, Any]:
@@ -173,7 +202,7 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         self._state_cursor: str | None = None  # the incoming state, what we filter on
         self._cursor: str | None = None  # what the state getter reports; only ever moves after a complete read
         self._pending: str | None = None  # the latest updated_at emitted in slices not yet all read
-        super().__init__(authenticator=provider.authenticator)
+        super().__init__(authenticator=provider.authenticator, api_budget=provider.api_budget)
 
     # ---- identity and HTTP policy -------------------------------------------------------------------------
     @property
@@ -185,7 +214,7 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         return self.provider.api_base  # type: ignore[attr-defined]
 
     def request_kwargs(self, **_: Any) -> Mapping[str, Any]:
-        return {"timeout": TIMEOUTS}  # the CDK sets none (cdk-notes.md §2)
+        return {"timeout": (CONNECT_TIMEOUT, self.config.read_timeout)}  # the CDK sets none (cdk-notes.md §2)
 
     def get_error_handler(self) -> LmsErrorHandler:
         return LmsErrorHandler(
@@ -200,7 +229,8 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         )
 
     def get_backoff_strategy(self) -> list[Any]:
-        return [RetryAfterBackoff(self.provider.title)]
+        # Retry-After when the provider says how long; otherwise exponential with jitter.
+        return [RetryAfterBackoff(self.provider.title), ExponentialJitterBackoff()]
 
     def describe_error(self, response: requests.Response) -> str | None:
         """The provider's message from an error body; providers override for their envelope."""

@@ -2,7 +2,7 @@
 
 Where the CDK's defaults fall short of design.md §6 (cdk-notes.md §2), this module fills the gap:
 
-* the CDK sets no request timeout: `TIMEOUTS` is passed on every request;
+* the CDK sets no request timeout: every request gets `CONNECT_TIMEOUT` and a read timeout;
 * the CDK maps timeouts and dropped connections to `system_error`: here they are retried and end as
   `transient_error`;
 * the CDK ignores `Retry-After`: `RetryAfterBackoff` honours it, and turns an absurd wait into a clear
@@ -14,6 +14,7 @@ Where the CDK's defaults fall short of design.md §6 (cdk-notes.md §2), this mo
 from __future__ import annotations
 
 import logging
+import random
 import time
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -28,8 +29,10 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ConnectTimeout, ReadTimeout, SSLError
 
-# (connect, read) seconds. A TalentLMS /users answer on a large portal is one unpaged body and can take long.
-TIMEOUTS = (10, 120)
+# Connect and read timeouts, seconds. The read default is long: a TalentLMS /users answer on a large portal is one
+# unpaged body. `request_timeout_seconds` in the config overrides the read timeout.
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 120
 MAX_RETRIES = 5
 # Bound on the total time spent retrying one request (the CDK's own default is 600 s too).
 MAX_RETRY_TIME = timedelta(minutes=10)
@@ -178,3 +181,18 @@ class RetryAfterBackoff(BackoffStrategy):
             return parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):
             return None
+
+
+class ExponentialJitterBackoff(BackoffStrategy):
+    """Exponential backoff with jitter, for retries the provider gave no wait for.
+
+    The CDK's own fallback is exponential without jitter (1, 2, 4, 8, 16 s), so parallel clients retry in step;
+    here each wait is drawn from [½, 1] × 2^(attempt-1) s (the CDK adds 1 s to any value returned).
+    """
+
+    def __init__(self, cap_seconds: float = 60.0) -> None:
+        self._cap = cap_seconds
+
+    def backoff_time(self, response_or_exception, attempt_count: int) -> Optional[float]:  # noqa: ANN001 (CDK signature)
+        ceiling = min(self._cap, 2.0 ** max(attempt_count - 1, 0))
+        return random.uniform(ceiling / 2, ceiling)

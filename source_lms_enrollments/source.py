@@ -47,6 +47,22 @@ def connection_specification() -> dict[str, Any]:
                 "default": False,
                 "order": 2,
             },
+            "requests_per_minute": {
+                "title": "Request-rate cap (requests per minute)",
+                "description": "At most this many requests a minute to the provider, across all streams and threads, to leave quota for other integrations. Empty: no cap beyond the provider's own limits.",
+                "type": "integer",
+                "minimum": 1,
+                "order": 3,
+            },
+            "request_timeout_seconds": {
+                "title": "Read timeout (seconds)",
+                "description": "How long to wait for one answer before retrying it.",
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 900,
+                "default": 120,
+                "order": 4,
+            },
         },
     }
 

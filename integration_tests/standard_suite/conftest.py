@@ -16,7 +16,6 @@ import pytest
 
 from integration_tests.fake_lms import APPS, start_fake
 
-pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BASE_PORT = 18300
