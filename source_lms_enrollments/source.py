@@ -78,6 +78,15 @@ def provider_for(config: Mapping[str, Any]) -> LmsProvider:
 
 
 class SourceLmsEnrollments(AbstractSource):
+    @staticmethod
+    def read_config(config_path: str) -> Mapping[str, Any]:
+        # The CDK raises a plain ValueError (a system_error) for a config file that is not a JSON object: it is
+        # the user's file, so say so as a config error.
+        try:
+            return AbstractSource.read_config(config_path)
+        except ValueError as error:
+            raise config_error(f"The config file {config_path} must hold one JSON object like {{\"provider\": {{...}}}}: {error}") from None
+
     def spec(self, logger: logging.Logger) -> ConnectorSpecification:
         return ConnectorSpecification(
             documentationUrl=DOCUMENTATION_URL,

@@ -5,7 +5,8 @@ provider's documented API does. This module adds what every fake shares:
 
 * a log of every request (method, path, query) for tests to assert what the connector asked for;
 * faults, applied before the app answers, each for the next N matching requests: rate limiting (429 with
-  `Retry-After`, body from the app), server errors, slow answers, malformed bodies, dropped connections, and
+  `Retry-After`, body from the app), server errors, slow answers, malformed bodies, dropped connections
+  (before the answer, or mid-body), storms (`every` Nth request), and
   `not_found` (an item deleted between being listed and being read);
 * a control API for a fake run in another process: `POST /_fake/faults`, `POST /_fake/touch`,
   `GET /_fake/requests`, `POST /_fake/reset-requests`.
@@ -59,9 +60,11 @@ class FakeResponse:
 
 @dataclass
 class Fault:
-    kind: str  # rate_limit | error | slow | malformed | drop | not_found
+    kind: str  # rate_limit | error | slow | malformed | drop | truncate | not_found
     count: int
     match: str = ""  # only requests whose path contains this
+    every: int = 1  # hit every Nth matching request (a storm), `count` times in all
+    seen: int = 0
     status: int = 500
     retry_after: float | None = None
     seconds: float = 0.0
@@ -71,6 +74,8 @@ class FakeProviderApp:
     """What a fake provider implements."""
 
     name = "base"
+    # The path (or a distinctive part of it) of each unified stream's main endpoint, for targeted faults.
+    stream_paths: dict[str, str] = {}
 
     def __init__(self, data: Dataset, **options: Any) -> None:
         self.data = data
@@ -173,6 +178,8 @@ class FakeLmsServer:
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> "FakeLmsServer":
+        if self._thread is not None:  # already serving (start_fake() starts; `with` may start again)
+            return self
         self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"fake-{self.app.name}", daemon=True)
         self._thread.start()
         return self
@@ -211,8 +218,10 @@ class FakeLmsServer:
         with self._lock:
             for fault in self.faults:
                 if fault.count > 0 and fault.match in path:
-                    fault.count -= 1
-                    return fault
+                    fault.seen += 1
+                    if fault.seen % fault.every == 0:
+                        fault.count -= 1
+                        return fault
         return None
 
     def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
@@ -247,6 +256,8 @@ class FakeLmsServer:
             response = self.app.handle(request)
         except Exception as error:  # a bug in a fake must show, not hang the client
             response = FakeResponse(500, {"fake_error": repr(error)})
+        if fault is not None and fault.kind == "truncate":
+            return self._write(handler, response, truncate=True)
         if fault is not None and fault.kind == "malformed" and response.status == 200:
             encoded = response.encoded()
             response = FakeResponse(200, encoded[: max(1, len(encoded) // 2)], response.headers, response.content_type)
@@ -269,7 +280,7 @@ class FakeLmsServer:
         return FakeResponse(404, {"error": "unknown control path"})
 
     @staticmethod
-    def _write(handler: BaseHTTPRequestHandler, response: FakeResponse) -> None:
+    def _write(handler: BaseHTTPRequestHandler, response: FakeResponse, truncate: bool = False) -> None:
         payload = response.encoded()
         handler.send_response(response.status)
         handler.send_header("Content-Type", response.content_type)
@@ -277,6 +288,12 @@ class FakeLmsServer:
         for name, value in response.headers.items():
             handler.send_header(name, value)
         handler.end_headers()
+        if truncate:  # the connection dies mid-body: the client sees fewer bytes than Content-Length promised
+            handler.wfile.write(payload[: len(payload) // 2])
+            handler.wfile.flush()
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+            return
         handler.wfile.write(payload)
 
 

@@ -32,6 +32,7 @@ def v1_error(status: int, message: str, kind: str = "invalid_request_error") -> 
 
 class TalentLmsApp(FakeProviderApp):
     name = "talentlms"
+    stream_paths = {"users": "/api/v1/users", "courses": "/api/v1/courses", "course_enrollments": "/api/v1/courses/id:"}
 
     def __init__(self, data: Dataset, date_format: str = "DDMMYYYY", api_key: str = API_KEY, newer_portal: bool = True, **options: Any) -> None:
         super().__init__(data, **options)

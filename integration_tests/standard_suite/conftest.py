@@ -1,8 +1,9 @@
-"""Starts one fake server per provider on a fixed loopback port and writes the configs that
-`acceptance-test-config.yml` names, before the suite reads them (cdk-notes.md §5).
+"""Starts one fake server per provider on a free loopback port and writes the configs that
+`acceptance-test-config.yml` names, with the fakes' addresses, before the suite reads them (the suite reads
+config files when its tests run, cdk-notes.md §5).
 
-Ports are fixed because the config files must exist, with the fake's address, when the standard suite's tests
-run; the range 18300+ is this suite's own. A port in use fails loudly here rather than testing another server.
+The files are shared by every process running this folder's tests, so the suite runs in one process: `make test`
+runs it apart from the parallel (pytest-xdist) run of the other tests.
 """
 
 from __future__ import annotations
@@ -18,20 +19,17 @@ from integration_tests.fake_lms import APPS, start_fake
 
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-BASE_PORT = 18300
-
-
-def suite_port(provider: str) -> int:
-    return BASE_PORT + sorted(APPS).index(provider)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def fake_lms_servers():
+def fake_lms_servers(worker_id):
+    if worker_id != "master":
+        pytest.fail("run the standard suite in one process: pytest -n 0 integration_tests/standard_suite")
     CONFIG_DIR.mkdir(exist_ok=True)
     servers = []
     try:
         for provider in sorted(APPS):
-            server = start_fake(provider, users=20, courses=5, enrollments=40, port=suite_port(provider))
+            server = start_fake(provider, users=20, courses=5, enrollments=40, port=0)
             servers.append(server)
             (CONFIG_DIR / f"{provider}_config.json").write_text(json.dumps(server.config(), indent=2))
             (CONFIG_DIR / f"{provider}_invalid_secret.json").write_text(json.dumps(server.bad_config(), indent=2))
