@@ -143,3 +143,21 @@ def test_a_run_killed_mid_stream_resumes_from_its_last_state_without_loss(fake):
     both = {stream: {r["id"] for r in emitted.get(stream, [])} | {r["id"] for r in records_by_stream(second)[stream]}
             for stream in ("users", "courses", "course_enrollments")}
     assert both == fake.app.expected_ids()
+
+
+def test_the_fan_out_waits_for_the_hourly_quota_when_ratelimit_says_it_is_short():
+    with start_fake("talentlms", users=10, courses=6, enrollments=20, hourly_limit=5, reset_in=2) as server:
+        started = time.monotonic()
+        output = run_read(server.config(), mode=SyncMode.full_refresh, streams=["course_enrollments"])
+        waited = time.monotonic() - started
+        assert not output.errors
+        assert "/api/v1/ratelimit" in server.paths()
+        assert any("calls left and 6 needed; waiting" in m.log.message for m in output.logs)
+        assert waited >= 1.0
+
+
+def test_a_far_reset_is_not_waited_for_but_said(fake):
+    fake.app.hourly_limit = 3
+    output = run_read(fake.config(), mode=SyncMode.full_refresh, streams=["course_enrollments"])
+    assert not output.errors
+    assert any("calls left until the reset" in m.log.message for m in output.logs)

@@ -5,6 +5,8 @@
 - Scalars as strings; `*_timestamp` twins as strings of Unix seconds, sometimes plain integers; empty dates
   are "" with a null twin; formatted dates follow the portal's `date_format` (option), without a zone (UTC here).
 - `/siteinfo`, `/ratelimit` (counts down per request), `/users`, `/courses`, `/courses/id:{id}`, `/users/id:{id}`.
+  What v1 answers once the hourly quota is spent is unconfirmed (providers doc §1.10), so this fake does not
+  refuse on its own; tests inject 429s with the shared fault switches.
 - Deleted users are not listed (v1 drops them), nor their enrollments; a withdrawn enrollment is simply absent.
 """
 
@@ -34,9 +36,12 @@ class TalentLmsApp(FakeProviderApp):
     name = "talentlms"
     stream_paths = {"users": "/api/v1/users", "courses": "/api/v1/courses", "course_enrollments": "/api/v1/courses/id:"}
 
-    def __init__(self, data: Dataset, date_format: str = "DDMMYYYY", api_key: str = API_KEY, newer_portal: bool = True, **options: Any) -> None:
+    def __init__(self, data: Dataset, date_format: str = "DDMMYYYY", api_key: str = API_KEY, newer_portal: bool = True,
+                 hourly_limit: int = 10000, reset_in: float | None = None, **options: Any) -> None:
         super().__init__(data, **options)
         self.date_format = date_format
+        self.hourly_limit = int(hourly_limit)  # the plan's quota: 2,000 or 10,000 calls an hour
+        self.reset_at = time.time() + float(reset_in) if reset_in is not None else None
         self.api_key = api_key
         self.newer_portal = newer_portal  # newer portals add total_time_seconds and last_accessed_unit_url
         self.calls = 0
@@ -79,9 +84,11 @@ class TalentLmsApp(FakeProviderApp):
         if action == "siteinfo":
             return FakeResponse(200, self.siteinfo())
         if action == "ratelimit":
-            reset = (int(time.time()) // 3600 + 1) * 3600
-            return FakeResponse(200, {"limit": "10000", "remaining": max(0, 10000 - self.calls), "reset": str(reset),
-                                      "formatted_reset": time.strftime("%d/%m/%Y, %H:%M", time.gmtime(reset))})
+            reset = int(self.reset_at) if self.reset_at else (int(time.time()) // 3600 + 1) * 3600
+            if time.time() >= reset and self.reset_at:  # the quota window rolled over
+                self.calls, self.reset_at = 0, None
+            return FakeResponse(200, {"limit": str(self.hourly_limit), "remaining": max(0, self.hourly_limit - self.calls),
+                                      "reset": str(reset), "formatted_reset": time.strftime("%d/%m/%Y, %H:%M", time.gmtime(reset))})
         if action == "users" and not params:
             return FakeResponse(200, [self.user(p) for p in self.listed_people()])
         if action == "users":

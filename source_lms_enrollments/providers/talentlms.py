@@ -12,7 +12,9 @@ Facts: ../shared/docs/providers-talentlms-ispring-docebo.md §1 and §4.
 from __future__ import annotations
 
 import base64
+import logging
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -22,6 +24,7 @@ from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from requests.auth import HTTPBasicAuth
 
 from ..base import LmsProvider, LmsStream
+from ..http_policy import MAX_SINGLE_WAIT_SECONDS
 from ..unified import (
     custom_fields_from,
     datetime_to_iso,
@@ -34,6 +37,8 @@ from ..unified import (
     to_percent,
     to_str,
 )
+
+logger = logging.getLogger("airbyte")
 
 
 class TalentLms(LmsProvider):
@@ -68,6 +73,29 @@ class TalentLms(LmsProvider):
 
     def check_stream(self) -> LmsStream:
         return TalentLmsSiteInfo(self, max_retries=1)
+
+    def wait_for_quota(self, calls_needed: int) -> None:
+        """Before the per-course fan-out, ask `/ratelimit` whether the hourly quota covers it.
+
+        When it does not and the quota resets within the longest wait we accept, wait for the reset rather than
+        spend the remaining calls into a wall of 429s; otherwise say so and go on (429s are then waited out).
+        """
+        info = next(iter(TalentLmsRateLimit(self).records_of_slice(SyncMode.full_refresh, {})), {})
+        try:
+            remaining, reset = int(info.get("remaining")), int(info.get("reset"))
+        except (TypeError, ValueError):
+            return  # a portal without the endpoint's usual answer: nothing to pace on
+        if remaining >= calls_needed:
+            return
+        wait = reset - time.time()
+        if 0 < wait <= MAX_SINGLE_WAIT_SECONDS:
+            logger.info(f"TalentLMS /ratelimit: {remaining} calls left and {calls_needed} needed; waiting {wait:.0f} s for the quota to reset.")
+            time.sleep(wait)
+        else:
+            logger.warning(
+                f"TalentLMS /ratelimit: {remaining} calls left until the reset in {max(wait, 0):.0f} s, and this sync needs "
+                f"{calls_needed}; calls beyond the quota will be retried as the API answers."
+            )
 
     @property
     def date_format(self) -> str:
@@ -114,6 +142,20 @@ class TalentLmsSiteInfo(TalentLmsStream):
         if not isinstance(body, dict):
             raise self.malformed(response, "expected a JSON object; is provider.base_url a TalentLMS portal?")
         yield body
+
+
+class TalentLmsRateLimit(TalentLmsStream):
+    """GET /ratelimit: `{limit, remaining, reset, formatted_reset}`, the portal's hourly quota."""
+
+    unified_name = "ratelimit"
+
+    def path(self, **_: Any) -> str:
+        return "ratelimit"
+
+    def parse_response(self, response: requests.Response, **_: Any) -> Iterable[Mapping[str, Any]]:
+        body = self.body_of(response)
+        if isinstance(body, dict):
+            yield body
 
 
 class TalentLmsUsers(TalentLmsStream):
@@ -166,8 +208,10 @@ class TalentLmsCourseEnrollments(TalentLmsStream):
             user["id"]: {"id": user["id"], "name": user["name"], "emails": user["emails"]}
             for user in TalentLmsUsers(self.provider).records_of_slice(SyncMode.full_refresh, {})
         }
-        for course in TalentLmsCourseList(self.provider).records_of_slice(SyncMode.full_refresh, {}):
-            yield {"course_id": str(course["id"])}
+        course_ids = [str(course["id"]) for course in TalentLmsCourseList(self.provider).records_of_slice(SyncMode.full_refresh, {})]
+        self.provider.wait_for_quota(len(course_ids))
+        for course_id in course_ids:
+            yield {"course_id": course_id}
 
     def path(self, stream_slice: Mapping[str, Any] | None = None, **_: Any) -> str:
         return f"courses/id:{stream_slice['course_id']}"
