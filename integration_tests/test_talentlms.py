@@ -161,3 +161,13 @@ def test_a_far_reset_is_not_waited_for_but_said(fake):
     output = run_read(fake.config(), mode=SyncMode.full_refresh, streams=["course_enrollments"])
     assert not output.errors
     assert any("calls left until the reset" in m.log.message for m in output.logs)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 10])
+def test_the_fan_out_emits_the_same_records_at_any_concurrency(concurrency):
+    with start_fake("talentlms", users=30, courses=12, enrollments=90, latency_ms=5) as server:
+        output = run_read(server.config(max_concurrency=concurrency), streams=["course_enrollments"])
+        assert not output.errors
+        ids = [r["id"] for r in records_by_stream(output)["course_enrollments"]]
+        assert len(ids) == len(set(ids)) and set(ids) == server.app.expected_ids()["course_enrollments"]
+        assert sorted(p for p in server.paths() if "/courses/id:" in p) == sorted(f"/api/v1/courses/id:{c}" for c in server.app.data.courses)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 from abc import ABC, abstractmethod
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, MutableMapping, Optional
 from urllib.parse import urlsplit
 
@@ -37,6 +39,9 @@ from .unified import now_iso, iso_to_iso
 logger = logging.getLogger("airbyte")
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# requests keeps 10 connections per host on an http:// adapter (cdk-notes.md §2): more threads than that would
+# open and discard connections, so the fan-out stops there.
+MAX_CONCURRENCY = 10
 
 
 def config_error(message: str) -> AirbyteTracedException:
@@ -91,6 +96,9 @@ class LmsConfig:
         self.include_remote_data = bool(config.get("include_remote_data", False))
         self.requests_per_minute = _positive_int(config, "requests_per_minute", None)
         self.read_timeout = _positive_int(config, "request_timeout_seconds", READ_TIMEOUT)
+        self.max_concurrency = _positive_int(config, "max_concurrency", None)
+        if self.max_concurrency is not None and self.max_concurrency > MAX_CONCURRENCY:
+            raise config_error(f"max_concurrency must be at most {MAX_CONCURRENCY}, got {self.max_concurrency}.")
 
 
 def _positive_int(config: Mapping[str, Any], field: str, default: int | None) -> int | None:
@@ -114,6 +122,9 @@ class LmsProvider(ABC):
     base_url_example: ClassVar[str] = "https://acme.example.com"
     # Named in a 401/403 message: which config fields to check.
     credential_hint: ClassVar[str] = "Check the provider's credentials."
+    # Parent items (courses) read at once by a fan-out stream unless the config says `max_concurrency`; a provider
+    # with a tight rate limit lowers it.
+    default_concurrency: ClassVar[int] = 4
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = LmsConfig(config, type(self))
@@ -176,6 +187,7 @@ class LmsProvider(ABC):
 
 
 LAST_SLICE = "is_last_slice"
+FAN_OUT = "fan_out"
 
 
 class LmsStream(HttpStream, CheckpointMixin, ABC):
@@ -295,7 +307,18 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         """The stream's slices; one by default. A fan-out stream yields one per parent item."""
         yield {}
 
+    @property
+    def concurrency(self) -> int:
+        """How many partitions are read at once: 1 for a stream without fan-out."""
+        if type(self).partitions is LmsStream.partitions:
+            return 1
+        return self.config.max_concurrency or self.provider.default_concurrency
+
     def stream_slices(self, *, sync_mode: SyncMode, cursor_field: Optional[list[str]] = None, stream_state: Optional[Mapping[str, Any]] = None) -> Iterable[Optional[Mapping[str, Any]]]:
+        if self.concurrency > 1:
+            # One slice for the whole fan-out, read by a bounded pool (`_read_fan_out`); its end commits the cursor.
+            yield {FAN_OUT: True, LAST_SLICE: True}
+            return
         # One-item lookahead marks the last slice, whose end commits the cursor (cdk-notes.md §1).
         previous = None
         for item in self.partitions():
@@ -310,7 +333,8 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
     def read_records(self, sync_mode: SyncMode, cursor_field: Optional[list[str]] = None, stream_slice: Optional[Mapping[str, Any]] = None, stream_state: Optional[Mapping[str, Any]] = None) -> Iterable[Mapping[str, Any]]:
         since = self.since(sync_mode)
         latest = self._pending
-        for record in self.records_of_slice(sync_mode, stream_slice or {}):
+        records = self._read_fan_out(sync_mode) if (stream_slice or {}).get(FAN_OUT) else self.records_of_slice(sync_mode, stream_slice or {})
+        for record in records:
             updated_at = record["updated_at"]
             if updated_at is not None:
                 if since is not None and updated_at < since:
@@ -325,6 +349,31 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
     def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         """The slice's mapped records, through the CDK's paging and HTTP client."""
         yield from HttpStream.read_records(self, sync_mode, None, stream_slice, None)
+
+    def _read_fan_out(self, sync_mode: SyncMode) -> Iterator[Mapping[str, Any]]:
+        """Read the partitions on a bounded thread pool; records come out in partition order, as each completes.
+
+        A small pool here rather than the CDK's concurrent framework: its cursor cannot keep our per-stream
+        `updated_at` state over per-parent partitions (cdk-notes.md §4). At most 2 × `concurrency` partitions are
+        in flight or buffered, so memory stays bounded whatever the number of parents. The request-rate cap
+        (APIBudget) and the HTTP client are shared by the threads. The cursor still commits only after the last
+        partition, in `read_records`.
+        """
+        window = self.concurrency
+        pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix=f"{self.name}-fan-out")
+        pending: deque = deque()
+        try:
+            for partition in self.partitions():
+                pending.append(pool.submit(self._partition_records, sync_mode, partition))
+                if len(pending) >= 2 * window:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _partition_records(self, sync_mode: SyncMode, partition: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return list(self.records_of_slice(sync_mode, partition))
 
     def _commit(self) -> None:
         if self._pending is not None and (self._cursor is None or self._pending > self._cursor):

@@ -54,6 +54,14 @@ def connection_specification() -> dict[str, Any]:
                 "minimum": 1,
                 "order": 3,
             },
+            "max_concurrency": {
+                "title": "Concurrent requests",
+                "description": "How many parent items (e.g. courses) are read at once where a provider needs one request per item. Default: the provider's safe value (see its page); 1 reads them one after another.",
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 10,
+                "order": 5,
+            },
             "request_timeout_seconds": {
                 "title": "Read timeout (seconds)",
                 "description": "How long to wait for one answer before retrying it.",

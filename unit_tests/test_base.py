@@ -67,13 +67,19 @@ def read_all(stream: ToyStream, mode=SyncMode.incremental):
 
 
 def test_cursor_moves_only_after_the_last_slice():
-    emitted, states = read_all(stream_with({"updated_at": "2024-03-05T00:00:00Z"}))
+    emitted, states = read_all(stream_with({"updated_at": "2024-03-05T00:00:00Z"}, max_concurrency=1))
     assert emitted == ["1", "2", "4"]  # >= is inclusive; null updated_at always emitted
     assert states == [{"updated_at": "2024-03-05T00:00:00Z"}] * 2 + [{"updated_at": "2024-03-20T00:00:00Z"}]
 
 
+def test_a_concurrent_fan_out_is_one_slice_that_commits_at_its_end():
+    emitted, states = read_all(stream_with({"updated_at": "2024-03-05T00:00:00Z"}, max_concurrency=3))
+    assert emitted == ["1", "2", "4"]  # partition order is kept
+    assert states == [{"updated_at": "2024-03-20T00:00:00Z"}]
+
+
 def test_a_resume_from_any_state_message_loses_nothing():
-    _, states = read_all(stream_with())
+    _, states = read_all(stream_with(max_concurrency=1))
     for state in states[:-1]:
         assert state == {}  # nothing committed before the last slice: a resume re-reads every slice
 

@@ -179,6 +179,7 @@ def test_progress_is_clamped_and_numeric():
 # ---- streams over requests-mock ------------------------------------------------------------------------------------
 def mock_portal(m: rm.Mocker) -> None:
     m.get(f"{BASE}/api/v1/siteinfo", json=load("siteinfo.json"))
+    m.get(f"{BASE}/api/v1/ratelimit", json=load("ratelimit.json"))
     m.get(f"{BASE}/api/v1/users", json=load("users.json"))
     m.get(f"{BASE}/api/v1/courses", json=load("courses.json"))
     m.get(f"{BASE}/api/v1/courses/id:123", json=load("courses__id_123.json"))
