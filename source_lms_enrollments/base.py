@@ -19,6 +19,7 @@ import requests
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.sources.streams.core import CheckpointMixin
 from airbyte_cdk.sources.streams.http import HttpStream
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from datetime import timedelta
@@ -237,12 +238,17 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
             endpoint_name=self.endpoint_name,
             ignore_not_found=self.ignore_not_found,
             refresh_on_401=self.refresh_on_401,
+            provider_rule=self.provider_error_rule,
             max_retries=self._max_retries,
         )
 
     def get_backoff_strategy(self) -> list[Any]:
         # Retry-After when the provider says how long; otherwise exponential with jitter.
         return [RetryAfterBackoff(self.provider.title), ExponentialJitterBackoff()]
+
+    def provider_error_rule(self, response: requests.Response) -> ErrorResolution | None:
+        """A provider-specific classification of an error answer, checked before the shared status rules; None = shared."""
+        return None
 
     def describe_error(self, response: requests.Response) -> str | None:
         """The provider's message from an error body; providers override for their envelope."""

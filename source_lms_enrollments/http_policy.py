@@ -80,6 +80,7 @@ class LmsErrorHandler(HttpStatusErrorHandler):
         ignore_not_found: bool = False,
         refresh_on_401: bool = False,
         max_retries: int = MAX_RETRIES,
+        provider_rule: Callable[[requests.Response], ErrorResolution | None] | None = None,
         max_time: timedelta = MAX_RETRY_TIME,
     ) -> None:
         super().__init__(logger, LMS_ERROR_MAPPING, max_retries=max_retries, max_time=max_time)
@@ -89,6 +90,7 @@ class LmsErrorHandler(HttpStatusErrorHandler):
         self._endpoint_name = endpoint_name
         self._ignore_not_found = ignore_not_found
         self._refresh_on_401 = refresh_on_401
+        self._provider_rule = provider_rule
 
     def interpret_response(self, response_or_exception: Optional[Union[requests.Response, Exception]] = None) -> ErrorResolution:
         resolution = super().interpret_response(response_or_exception)
@@ -102,6 +104,11 @@ class LmsErrorHandler(HttpStatusErrorHandler):
             status = response_or_exception.status_code
             said = self._safe_describe(response_or_exception)
             said = f": {said}" if said else ""
+            special = self._provider_rule(response_or_exception) if self._provider_rule else None
+            if special is not None:
+                # A provider's own meaning for a status (Canvas throttles with 403), checked before the shared rules.
+                note = f" {special.error_message}" if special.error_message else ""
+                return ErrorResolution(special.response_action, special.failure_type, f"{where} answered HTTP {status}{said}.{note}")
             if status == 401 and self._refresh_on_401:
                 # An OAuth token that expired mid-sync: the CDK refreshes it once and retries; a second 401 after a
                 # fresh token is a config_error (http_client.py, REFRESH_TOKEN_THEN_RETRY).

@@ -5,7 +5,7 @@ import logging
 import pytest
 import requests
 from airbyte_cdk.models import FailureType
-from airbyte_cdk.sources.streams.http.error_handlers.response_models import ResponseAction
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_lms_enrollments.http_policy import LmsErrorHandler, RetryAfterBackoff, endpoint_of
@@ -82,3 +82,17 @@ def test_an_absurd_wait_ends_as_a_transient_error_naming_the_endpoint():
         RetryAfterBackoff("Acme LMS", max_wait=60).backoff_time(response(429, headers={"Retry-After": "3600"}), 1)
     assert raised.value.failure_type == FailureType.transient_error
     assert "/api/v1/users" in raised.value.message and "SECRET" not in raised.value.message
+
+
+def test_a_provider_rule_is_checked_before_the_shared_rules_and_only_where_it_answers():
+    def throttle_rule(r):
+        if r.status_code == 403 and b"Rate Limit" in r.content:
+            return ErrorResolution(ResponseAction.RATE_LIMITED, FailureType.transient_error, "Throttled.")
+        return None
+
+    special = handler(provider_rule=throttle_rule)
+    throttled = special.interpret_response(response(403, body=b"403 Forbidden (Rate Limit Exceeded)\n"))
+    assert (throttled.response_action, throttled.failure_type) == (ResponseAction.RATE_LIMITED, FailureType.transient_error)
+    assert "/api/v1/users" in throttled.error_message and "Throttled." in throttled.error_message
+    denied = special.interpret_response(response(403, body=b"Forbidden"))
+    assert (denied.response_action, denied.failure_type) == (ResponseAction.FAIL, FailureType.config_error)
