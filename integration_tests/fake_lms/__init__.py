@@ -2,6 +2,7 @@
 
 from .dataset import Dataset
 from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
+from .canvas import CanvasApp
 from .talentlms import TalentLmsApp
 
 # provider_type -> fake app. Adding a provider's fake is one line here.
@@ -9,6 +10,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
     app.name: app
     for app in (
         TalentLmsApp,
+        CanvasApp,
     )
 }
 
