@@ -132,7 +132,8 @@ def test_a_throttled_403_is_waited_out_and_retried(fake):
 def test_the_quota_headers_are_honoured_so_canvas_never_throttles():
     # A small bucket: without pacing, the 7th quick request would be refused with 403.
     with start_fake("canvas", users=12, courses=3, enrollments=20, hwm=60, request_cost=10, outflow=50) as server:
-        output = run_read(server.config(), mode=SyncMode.full_refresh, streams=["users", "courses"])
+        # One request at a time: the pacer keeps room for one request's up-front cost (50 units).
+        output = run_read(server.config(max_concurrency=1), mode=SyncMode.full_refresh, streams=["users", "courses"])
         assert not output.errors
         assert server.app.throttled == 0
         assert len(server.requests) > 6

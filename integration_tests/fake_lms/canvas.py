@@ -68,6 +68,8 @@ class CanvasApp(FakeProviderApp):
         self._bucket_touched = time.monotonic()
         self._bucket_lock = threading.Lock()
         self.throttled = 0  # 403s answered because the bucket was full
+        self.stream_paths = {"users": f"/api/v1/accounts/{self.root_account_id}/users",
+                             "courses": f"/api/v1/accounts/{self.root_account_id}/courses", "course_enrollments": "/enrollments"}
         self._routes: list[tuple[re.Pattern[str], Callable[..., FakeResponse]]] = [
             (re.compile(pattern), handler) for pattern, handler in (
                 (r"users/self", self.current_user),

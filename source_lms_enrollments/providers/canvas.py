@@ -34,9 +34,9 @@ logger = logging.getLogger("airbyte")
 PAGE_SIZE = 100  # Canvas's maximum per_page; a larger value is silently clamped to it
 
 # Canvas's throttle defaults (request_throttle.rb LeakyBucket): the bucket leaks 10 units a second, a request is
-# refused once the bucket passes its high-water mark, and a parallel request reserves 50 units up front.
+# refused once the bucket passes its high-water mark, and each request in flight reserves 50 units up front.
 THROTTLE_OUTFLOW_PER_SECOND = 10.0
-THROTTLE_LOW_WATER = 50.0
+THROTTLE_UP_FRONT_COST = 50.0
 MAX_PACING_WAIT_SECONDS = 30.0
 
 # Student enrollments are the learner enrollments (custom student roles keep this type); every state but
@@ -84,7 +84,8 @@ class Canvas(LmsProvider):
             raise config_error(f"provider.account_id must be a Canvas account id such as 1 or 12345~67, got {account!r}.")
         self.configured_account = account or None
         self._account_id: str | None = self.configured_account
-        self.pacer = CanvasPacer()
+        # Keep room for every request the fan-out may have in flight at once.
+        self.pacer = CanvasPacer(low_water=THROTTLE_UP_FRONT_COST * (self.config.max_concurrency or self.default_concurrency))
 
     def make_authenticator(self) -> TokenAuthenticator:
         return TokenAuthenticator(token=str(self.config.provider["access_token"]))
@@ -157,7 +158,7 @@ class CanvasPacer:
     """Slows down before Canvas throttles: when `X-Rate-Limit-Remaining` falls below a low-water mark (at least twice
     the last `X-Request-Cost`), wait for the bucket to leak back above it."""
 
-    def __init__(self, low_water: float = THROTTLE_LOW_WATER, outflow: float = THROTTLE_OUTFLOW_PER_SECOND,
+    def __init__(self, low_water: float = THROTTLE_UP_FRONT_COST, outflow: float = THROTTLE_OUTFLOW_PER_SECOND,
                  max_wait: float = MAX_PACING_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep) -> None:
         self.low_water, self.outflow, self.max_wait, self.sleep = low_water, outflow, max_wait, sleep
         self.waited = 0.0
@@ -383,8 +384,7 @@ class CanvasCourseEnrollments(CanvasStream):
 
     def __init__(self, provider: Canvas, **kwargs: Any) -> None:
         super().__init__(provider, **kwargs)
-        self._people: dict[str, dict[str, Any]] = {}
-        self._progress: dict[str, Mapping[str, Any]] = {}
+        self._people: dict[str, dict[str, Any]] = {}  # written once in partitions(), before any partition is read
 
     def partitions(self) -> Iterable[dict[str, Any]]:
         self._people = {
@@ -395,9 +395,10 @@ class CanvasCourseEnrollments(CanvasStream):
             yield {"course_id": str(course["id"]), "course_title": to_str(course.get("name")), "course_end_at": iso_to_iso(course.get("end_at"))}
 
     def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        # Partitions run on several threads: the course's progress travels in its own slice, never on `self`.
         progress_rows = CanvasCourseProgress(self.provider).records_of_slice(SyncMode.full_refresh, {"course_id": stream_slice["course_id"]})
-        self._progress = {str(row["id"]): row.get("progress") or {} for row in progress_rows}
-        yield from super().records_of_slice(sync_mode, stream_slice)
+        progress = {str(row["id"]): row.get("progress") or {} for row in progress_rows}
+        yield from super().records_of_slice(sync_mode, {**stream_slice, "progress": progress})
 
     def first_path(self, stream_slice: Mapping[str, Any]) -> str:
         return f"courses/{stream_slice['course_id']}/enrollments"
@@ -413,7 +414,7 @@ class CanvasCourseEnrollments(CanvasStream):
         for row in self.rows_of(response):
             if is_learner_enrollment(row):
                 user_id = str(row.get("user_id"))
-                yield to_course_enrollment(row, course, self._people.get(user_id), self._progress.get(user_id), now, keep_raw)
+                yield to_course_enrollment(row, course, self._people.get(user_id), course.get("progress", {}).get(user_id), now, keep_raw)
 
 
 def canvas_error_message(response: requests.Response) -> str | None:
