@@ -3,6 +3,7 @@
 from .dataset import Dataset
 from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
 from .canvas import CanvasApp
+from .ispring_learn import IspringLearnApp
 from .talentlms import TalentLmsApp
 
 # provider_type -> fake app. Adding a provider's fake is one line here.
@@ -11,6 +12,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
     for app in (
         TalentLmsApp,
         CanvasApp,
+        IspringLearnApp,
     )
 }
 

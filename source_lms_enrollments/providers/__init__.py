@@ -2,6 +2,7 @@
 
 from ..base import LmsProvider
 from .canvas import Canvas
+from .ispring_learn import IspringLearn
 from .talentlms import TalentLms
 
 PROVIDERS: dict[str, type[LmsProvider]] = {
@@ -9,5 +10,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
     for provider in (
         TalentLms,
         Canvas,
+        IspringLearn,
     )
 }

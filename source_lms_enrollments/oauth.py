@@ -1,0 +1,193 @@
+"""Bearer tokens from an OAuth2 token endpoint, renewed before they expire, for providers whose tokens outlive no sync.
+
+iSpring Learn (client credentials, 30-minute tokens, no refresh token) and Docebo (client credentials or password
+grant) share this. The CDK's `Oauth2Authenticator` is built around refresh tokens: it cannot read a token answer
+that is not JSON (iSpring answers XML unless told otherwise), renews only once a token has already expired, and
+words a rejected client secret as "Refresh token was rejected ... Re-authenticate", which names no config field.
+
+What this adds:
+* one token request shape: a form POST of `grant_type`, `client_id`, `client_secret` plus any extra fields
+  (`scope`, `username`, `password`, ...), with the provider's own headers (e.g. `Accept`);
+* renewal ahead of expiry: at `expires_in` minus a safety margin (at most half the lifetime, so a very short-lived
+  token is still used), thread-safe, and on demand through `refresh_and_set_access_token()`, which the CDK's
+  HTTP client calls when a stream's error handler answers a 401 with REFRESH_TOKEN_THEN_RETRY (`refresh_on_401`);
+* every token registered with `add_to_secrets`, so that it is masked in logs and traces;
+* a rejected secret as a `config_error` naming the endpoint, the provider's message and the fields to check;
+  429, 5xx and network errors retried a few times, then a `transient_error`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Mapping, Optional
+from urllib.parse import urlsplit
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from .http_policy import TIMEOUTS, RetryAfterBackoff
+
+# Renew this long before the token's announced expiry (clock skew, a request in flight when it expires).
+EXPIRY_MARGIN_SECONDS = 60.0
+# When the answer has no expires_in: assume one hour, the usual OAuth2 lifetime; a 401 renews it anyway.
+DEFAULT_EXPIRES_IN = 3600
+TOKEN_ATTEMPTS = 4
+MAX_TOKEN_WAIT_SECONDS = 60.0
+
+
+def _default_parse(response: requests.Response) -> Mapping[str, Any]:
+    return response.json()
+
+
+def _default_describe(response: requests.Response) -> Optional[str]:
+    """RFC 6749 §5.2 `error` / `error_description`, else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or None
+    if isinstance(body, Mapping):
+        parts = [str(body[key]) for key in ("error", "error_description", "message") if body.get(key)]
+        if parts:
+            return ": ".join(parts)
+    return response.text[:200] or None
+
+
+class OAuth2TokenAuthenticator(requests.auth.AuthBase):
+    """Sets `Authorization: Bearer <token>` on each request, fetching and renewing the token as needed.
+
+    `parse_token(response)` reads the token endpoint's successful answer into a mapping with `access_token` and
+    `expires_in` (seconds); `describe_error(response)` reads its error body into a sentence. `credential_hint`
+    is appended to a rejection, e.g. "Check provider.client_id and provider.client_secret."
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        provider_title: str,
+        credential_hint: str,
+        grant_type: str = "client_credentials",
+        extra_body: Optional[Mapping[str, str]] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        parse_token: Callable[[requests.Response], Mapping[str, Any]] = _default_parse,
+        describe_error: Callable[[requests.Response], Optional[str]] = _default_describe,
+        expiry_margin: float = EXPIRY_MARGIN_SECONDS,
+        default_expires_in: int = DEFAULT_EXPIRES_IN,
+        attempts: int = TOKEN_ATTEMPTS,
+        session: Optional[requests.Session] = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.token_url = token_url
+        self._body = {"grant_type": grant_type, "client_id": client_id, "client_secret": client_secret, **(extra_body or {})}
+        self._headers = dict(headers or {})
+        self._title = provider_title
+        self._hint = credential_hint
+        self._parse = parse_token
+        self._describe = describe_error
+        self._margin = expiry_margin
+        self._default_expires_in = default_expires_in
+        self._attempts = max(1, attempts)
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._token: Optional[str] = None
+        self._renew_at = 0.0
+        self.tokens_fetched = 0  # how many token requests succeeded; for logs and tests
+
+    # ---- what requests and the CDK call ---------------------------------------------------------------------------
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self.get_auth_header())
+        return request
+
+    def get_auth_header(self) -> Mapping[str, str]:
+        # The CDK compares this with a rejected request's header to skip a refresh another stream already made.
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    @property
+    def access_token(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() >= self._renew_at:
+                self._fetch()
+            return self._token  # type: ignore[return-value]
+
+    def refresh_and_set_access_token(self) -> None:
+        """Fetch a new token now: the API rejected the current one before its announced expiry."""
+        with self._lock:
+            self._fetch()
+
+    # ---- the token request ------------------------------------------------------------------------------------------
+    def _fetch(self) -> None:
+        response = self._post()
+        try:
+            answer = self._parse(response)
+            token = answer.get("access_token") if isinstance(answer, Mapping) else None
+        except Exception as error:  # any unreadable answer is the same failure for the user
+            token, answer = None, None
+            reason = f"{type(error).__name__}: {error}"
+        else:
+            reason = "no access_token in the answer"
+        if not isinstance(token, str) or not token:
+            message = f"{self._title} POST {self._path}: the token answer could not be read ({reason})."
+            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+        add_to_secrets(token)
+        lifetime = self._lifetime(answer.get("expires_in"))  # type: ignore[union-attr]
+        self._token = token
+        # Renew `margin` before expiry, but never later than half-way for a short-lived token.
+        self._renew_at = self._clock() + max(lifetime - self._margin, lifetime / 2)
+        self.tokens_fetched += 1
+
+    def _lifetime(self, value: Any) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            return float(self._default_expires_in)
+        return seconds if seconds > 0 else float(self._default_expires_in)
+
+    @property
+    def _path(self) -> str:
+        return urlsplit(self.token_url).path or "/"
+
+    def _post(self) -> requests.Response:
+        where = f"{self._title} POST {self._path}"
+        last_problem = ""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                response = self._session.post(self.token_url, data=self._body, headers=self._headers, timeout=TIMEOUTS)
+            except requests.exceptions.SSLError as error:
+                message = f"{where}: TLS failed ({type(error).__name__}). Check provider.base_url."
+                raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+                last_problem = f"could not be reached or did not answer in time ({type(error).__name__})"
+                wait = None
+            else:
+                if response.ok:
+                    return response
+                said = self._safe_describe(response)
+                said = f": {said}" if said else ""
+                if response.status_code in (400, 401, 403):
+                    # The token endpoint's 4xx is a rejected client or grant: retrying cannot help.
+                    message = f"{where} answered HTTP {response.status_code}{said}. {self._hint}"
+                    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+                if response.status_code != 429 and response.status_code < 500:
+                    message = f"{where} answered HTTP {response.status_code}{said}. Check provider.base_url."
+                    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+                last_problem = f"answered HTTP {response.status_code}{said}"
+                wait = RetryAfterBackoff.wait_seconds(response)
+            if attempt < self._attempts:
+                self._sleep(min(MAX_TOKEN_WAIT_SECONDS, wait if wait is not None and wait >= 0 else 2 ** (attempt - 1)))
+        message = f"{where} {last_problem}, {self._attempts} attempts; no access token. The sync can be retried later."
+        raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
+
+    def _safe_describe(self, response: requests.Response) -> Optional[str]:
+        try:
+            text = self._describe(response)
+        except Exception:  # an unreadable error body must not hide the status
+            text = None
+        return text[:300] if text else None
