@@ -196,7 +196,9 @@ class IspringStream(LmsStream):
             raise self.malformed(response, str(error)) from None
         if not isinstance(body, Mapping):
             raise self.malformed(response, f"expected an object with {self.list_key}; is provider.base_url the iSpring Learn API host?")
-        items = body.get(self.list_key)
+        if self.list_key not in body:
+            raise self.malformed(response, f"expected an object with {self.list_key}; is provider.base_url the iSpring Learn API host?")
+        items = body[self.list_key]
         if items is None:
             items = []  # an empty XML list element reads as null
         if not isinstance(items, list) or not all(isinstance(item, Mapping) and item.get(self.id_key) for item in items):

@@ -1,0 +1,178 @@
+"""The shared OAuth2 token authenticator: request shape, renewal ahead of expiry, errors, secrets, threads."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import requests_mock as rm
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_lms_enrollments.oauth import OAuth2TokenAuthenticator
+
+TOKEN_URL = "https://lms.example.com/api/v3/token"
+HINT = "Check provider.client_id and provider.client_secret."
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def authenticator(clock=None, **kwargs) -> OAuth2TokenAuthenticator:
+    return OAuth2TokenAuthenticator(TOKEN_URL, "the-client", "the-secret", provider_title="Some LMS", credential_hint=HINT,
+                                    clock=clock or Clock(), sleep=lambda _: None, **kwargs)
+
+
+def tokens(*values, expires_in=1800):
+    return [{"json": {"access_token": value, "expires_in": expires_in, "token_type": "bearer"}} for value in values]
+
+
+def header(auth) -> str:
+    request = requests.Request("GET", "https://lms.example.com/users").prepare()
+    return auth(request).headers["Authorization"]
+
+
+def test_client_credentials_form_with_extra_fields_and_headers():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, tokens("tok-A-0123456789"))
+        auth = authenticator(extra_body={"scope": "api"}, headers={"Accept": "application/json"})
+        assert header(auth) == "Bearer tok-A-0123456789"
+        sent = m.request_history[0]
+    assert parse_qs(sent.text) == {"grant_type": ["client_credentials"], "client_id": ["the-client"],
+                                   "client_secret": ["the-secret"], "scope": ["api"]}
+    assert sent.headers["Accept"] == "application/json"
+    assert sent.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_password_grant_is_a_grant_type_and_extra_fields():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, tokens("tok-A-0123456789"))
+        header(authenticator(grant_type="password", extra_body={"username": "u", "password": "p", "scope": "api"}))
+        assert parse_qs(m.request_history[0].text)["grant_type"] == ["password"]
+        assert parse_qs(m.request_history[0].text)["username"] == ["u"]
+
+
+def test_token_is_reused_then_renewed_a_margin_before_expiry():
+    clock = Clock()
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, tokens("tok-A-0123456789", "tok-B-0123456789"))
+        auth = authenticator(clock)
+        assert header(auth) == "Bearer tok-A-0123456789"
+        clock.now += 1800 - 61  # still more than the 60 s margin left
+        assert header(auth) == "Bearer tok-A-0123456789"
+        clock.now += 2  # inside the margin: renewed before it expires
+        assert header(auth) == "Bearer tok-B-0123456789"
+        assert m.call_count == 2 and auth.tokens_fetched == 2
+
+
+def test_a_short_lived_token_is_used_for_half_its_life_not_refetched_every_call():
+    clock = Clock()
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, tokens("tok-A-0123456789", "tok-B-0123456789", expires_in=10))
+        auth = authenticator(clock)
+        header(auth)
+        clock.now += 4.9
+        header(auth)
+        assert m.call_count == 1
+        clock.now += 0.2
+        assert header(auth) == "Bearer tok-B-0123456789"
+
+
+def test_missing_expires_in_assumes_the_default_lifetime():
+    clock = Clock()
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, [{"json": {"access_token": "tok-A-0123456789"}}, *tokens("tok-B-0123456789")])
+        auth = authenticator(clock, default_expires_in=600)
+        header(auth)
+        clock.now += 539
+        assert header(auth) == "Bearer tok-A-0123456789"
+        clock.now += 2
+        assert header(auth) == "Bearer tok-B-0123456789"
+
+
+def test_refresh_forces_a_new_token_and_the_cdk_sees_the_new_header():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, tokens("tok-A-0123456789", "tok-B-0123456789"))
+        auth = authenticator()
+        assert auth.get_auth_header() == {"Authorization": "Bearer tok-A-0123456789"}
+        auth.refresh_and_set_access_token()
+        assert auth.get_auth_header() == {"Authorization": "Bearer tok-B-0123456789"}
+
+
+def test_tokens_are_registered_as_secrets():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, tokens("tok-SECRET-0123456789"))
+        header(authenticator())
+    assert "tok-SECRET-0123456789" not in filter_secrets("Bearer tok-SECRET-0123456789")
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_a_rejected_client_is_a_config_error_with_the_providers_words_and_the_fields(status):
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, status_code=status, json={"error": "invalid_client", "error_description": "Client authentication failed"})
+        with pytest.raises(AirbyteTracedException) as raised:
+            header(authenticator())
+        assert m.call_count == 1  # not retried
+    error = raised.value
+    assert error.failure_type.value == "config_error"
+    assert error.message == f"Some LMS POST /api/v3/token answered HTTP {status}: invalid_client: Client authentication failed. {HINT}"
+
+
+def test_a_wrong_host_is_a_config_error_naming_base_url():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, status_code=404, text="Not found")
+        with pytest.raises(AirbyteTracedException) as raised:
+            header(authenticator())
+    assert raised.value.failure_type.value == "config_error" and "provider.base_url" in raised.value.message
+
+
+def test_server_errors_and_rate_limits_are_retried_waiting_retry_after():
+    waits = []
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, [{"status_code": 503}, {"status_code": 429, "headers": {"Retry-After": "7"}}, *tokens("tok-A-0123456789")])
+        auth = OAuth2TokenAuthenticator(TOKEN_URL, "c", "s", provider_title="Some LMS", credential_hint=HINT, sleep=waits.append)
+        assert header(auth) == "Bearer tok-A-0123456789"
+    assert waits == [1, 7.0]
+
+
+def test_a_token_endpoint_that_stays_down_is_a_transient_error():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, exc=requests.exceptions.ConnectTimeout)
+        with pytest.raises(AirbyteTracedException) as raised:
+            header(authenticator(attempts=3))
+        assert m.call_count == 3
+    assert raised.value.failure_type.value == "transient_error" and "POST /api/v3/token" in raised.value.message
+
+
+def test_an_answer_without_a_token_is_a_system_error():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, text="<html>login page</html>")
+        with pytest.raises(AirbyteTracedException) as raised:
+            header(authenticator())
+    assert raised.value.failure_type.value == "system_error" and "could not be read" in raised.value.message
+
+
+def test_concurrent_first_calls_fetch_one_token():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, tokens(*(f"tok-{n}-0123456789" for n in range(10))))
+        auth = authenticator()
+        seen, barrier = [], threading.Barrier(8)
+
+        def call():
+            barrier.wait()
+            seen.append(header(auth))
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert m.call_count == 1
+    assert set(seen) == {"Bearer tok-0-0123456789"}
