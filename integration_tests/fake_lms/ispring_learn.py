@@ -236,9 +236,9 @@ class IspringLearnApp(FakeProviderApp):
 
     @staticmethod
     def group(e: Enrollment) -> int:
-        """enrollmentTypeGroup: 0 assigned by an administrator, 1 picked from the catalogue. Every third of the
+        """enrollmentTypeGroup: 0 assigned by an administrator, 1 picked from the catalogue. Every fifth of the
         dataset's assigned rows is a catalogue pick here, so that both kinds occur among not-started rows."""
-        return 0 if e.state == "assigned" or (e.assigned and e.id % 3 != 0) else 1
+        return 0 if e.state == "assigned" or (e.assigned and e.id % 5 != 0) else 1
 
     def enrollment(self, e: Enrollment) -> dict[str, Any]:
         certificate = None

@@ -334,10 +334,12 @@ def profile_fields(raw: Any) -> dict[str, Any]:
     object of the spec and of XML (`<fields><login>…</login>…`), or XML `<fields><field><name>…`."""
     if isinstance(raw, Mapping) and set(raw) == {"field"}:
         raw = raw["field"] if isinstance(raw["field"], list) else [raw["field"]]
+    # An empty value is null in every shape: JSON says "", XML an empty element.
     if isinstance(raw, list):
-        return {str(item.get("name")).lower(): item.get("value") for item in raw if isinstance(item, Mapping) and item.get("name")}
+        return {str(item.get("name")).lower(): item.get("value") if item.get("value") != "" else None
+                for item in raw if isinstance(item, Mapping) and item.get("name")}
     if isinstance(raw, Mapping):
-        return {str(key).lower(): value for key, value in raw.items()}
+        return {str(key).lower(): value if value != "" else None for key, value in raw.items()}
     return {}
 
 
