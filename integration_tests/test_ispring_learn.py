@@ -117,8 +117,9 @@ def test_a_sync_outliving_its_token_renews_it_ahead_of_expiry():
 
 
 def test_a_token_dying_before_its_announced_expiry_is_renewed_and_no_page_is_lost_or_repeated():
-    # The token says 30 minutes but dies after 2 s (revoked, clock skew): the 401 renews it and retries that page.
-    with start_fake("ispring_learn", max_page_size=2, latency_ms=100, token_ttl=2, advertised_ttl=1800, **SIZES) as server:
+    # The token says 30 minutes but dies after 3 s (revoked, clock skew): the 401 renews it and retries that page
+    # (after the CDK's backoff of at most 2 s, well within the new token's life).
+    with start_fake("ispring_learn", max_page_size=2, latency_ms=250, token_ttl=3, advertised_ttl=1800, **SIZES) as server:
         output = run_read(server.config(), mode=SyncMode.full_refresh, streams=["users"])
         app = server.app
         refused = [c for c in app.calls if c[2] == 401]

@@ -28,7 +28,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .http_policy import TIMEOUTS, RetryAfterBackoff
+from .http_policy import CONNECT_TIMEOUT, READ_TIMEOUT, RetryAfterBackoff
 
 # Renew this long before the token's announced expiry (clock skew, a request in flight when it expires).
 EXPIRY_MARGIN_SECONDS = 60.0
@@ -79,6 +79,7 @@ class OAuth2TokenAuthenticator(requests.auth.AuthBase):
         expiry_margin: float = EXPIRY_MARGIN_SECONDS,
         default_expires_in: int = DEFAULT_EXPIRES_IN,
         attempts: int = TOKEN_ATTEMPTS,
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
         session: Optional[requests.Session] = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -93,6 +94,7 @@ class OAuth2TokenAuthenticator(requests.auth.AuthBase):
         self._margin = expiry_margin
         self._default_expires_in = default_expires_in
         self._attempts = max(1, attempts)
+        self._timeout = timeout
         self._session = session or requests.Session()
         self._clock = clock
         self._sleep = sleep
@@ -159,7 +161,7 @@ class OAuth2TokenAuthenticator(requests.auth.AuthBase):
         last_problem = ""
         for attempt in range(1, self._attempts + 1):
             try:
-                response = self._session.post(self.token_url, data=self._body, headers=self._headers, timeout=TIMEOUTS)
+                response = self._session.post(self.token_url, data=self._body, headers=self._headers, timeout=self._timeout)
             except requests.exceptions.SSLError as error:
                 message = f"{where}: TLS failed ({type(error).__name__}). Check provider.base_url."
                 raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error) from None

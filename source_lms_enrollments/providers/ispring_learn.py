@@ -23,6 +23,7 @@ import requests
 from airbyte_cdk.models import SyncMode
 
 from ..base import LmsProvider, LmsStream
+from ..http_policy import CONNECT_TIMEOUT
 from ..oauth import OAuth2TokenAuthenticator
 from ..unified import full_name, iso_to_iso, lookup, now_iso, primary_emails, to_bool, to_number, to_percent, to_str
 
@@ -76,6 +77,7 @@ class IspringLearn(LmsProvider):
             headers=JSON_HEADERS,
             parse_token=lambda response: body_of(response),
             describe_error=error_message,
+            timeout=(CONNECT_TIMEOUT, self.config.read_timeout),
         )
 
     def streams(self) -> list[LmsStream]:
