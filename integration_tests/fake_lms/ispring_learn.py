@@ -73,6 +73,7 @@ def to_xml(tag: str, value: Any) -> ElementTree.Element:
 
 class IspringLearnApp(FakeProviderApp):
     name = "ispring_learn"
+    stream_paths = {"users": "/users/v2", "courses": "/contents", "course_enrollments": "/learners/results"}
 
     def __init__(self, data: Dataset, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET, xml: Any = False,
                  token_ttl: Any = 1800, advertised_ttl: Any = None, max_page_size: Any = 1000, **options: Any) -> None:
