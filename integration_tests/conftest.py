@@ -52,7 +52,7 @@ def pytest_sessionfinish(session, exitstatus):
         return
     providers = sorted(p for p in {p for row in _outcomes.values() for p in row} if p != "all")
     lines = ["| scenario | " + " | ".join(providers) + " |", "|---|" + "---|" * len(providers)]
-    for scenario, row in _outcomes.items():
+    for scenario, row in sorted(_outcomes.items()):  # stable order whatever order the workers finish in
         cells = [row.get(p, row.get("all", "—")) for p in providers]
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
     text = README.read_text()
