@@ -4,6 +4,7 @@ from .dataset import Dataset
 from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
 from .canvas import CanvasApp
 from .ispring_learn import IspringLearnApp
+from .docebo import DoceboApp
 from .talentlms import TalentLmsApp
 
 # provider_type -> fake app. Adding a provider's fake is one line here.
@@ -13,6 +14,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         TalentLmsApp,
         CanvasApp,
         IspringLearnApp,
+        DoceboApp,
     )
 }
 

@@ -3,6 +3,7 @@
 from ..base import LmsProvider
 from .canvas import Canvas
 from .ispring_learn import IspringLearn
+from .docebo import Docebo
 from .talentlms import TalentLms
 
 PROVIDERS: dict[str, type[LmsProvider]] = {
@@ -11,5 +12,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         TalentLms,
         Canvas,
         IspringLearn,
+        Docebo,
     )
 }
