@@ -150,7 +150,8 @@ class DoceboOAuth(Oauth2Authenticator):
                 "Docebo platform URL (e.g. https://acme.docebosaas.com)."
             )
         add_to_secrets(token)
-        lifetime = to_number(body.get("expires_in")) or 3600
+        lifetime = to_number(body.get("expires_in"))
+        lifetime = 3600 if lifetime is None else int(lifetime)  # Docebo's documented default
         # Renew a little before Docebo's expiry (3,600 s by default) so that no request races it.
         margin = min(60, lifetime // 10)
         return token, ab_datetime_now() + timedelta(seconds=max(lifetime - margin, 0))

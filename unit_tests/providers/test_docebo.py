@@ -201,6 +201,17 @@ def test_a_non_docebo_host_is_named_as_the_likely_mistake():
     assert "provider.base_url" in raised.value.message
 
 
+def test_an_expired_token_is_renewed_before_the_next_request():
+    auth = Docebo(config()).authenticator
+    with rm.Mocker() as mock:
+        mock.post(f"{BASE}/oauth2/token", [{"json": {"access_token": "first", "expires_in": 0}},
+                                           {"json": {"access_token": "second", "expires_in": 3600}}])
+        assert auth.get_auth_header()["Authorization"] == "Bearer first"
+        assert auth.get_auth_header()["Authorization"] == "Bearer second"  # the first one had expired
+        assert auth.get_auth_header()["Authorization"] == "Bearer second"
+        assert mock.call_count == 2
+
+
 def test_the_token_endpoint_is_retried_on_503_then_succeeds(monkeypatch):
     monkeypatch.setattr("source_lms_enrollments.providers.docebo.time.sleep", lambda _: None)
     auth = Docebo(config()).authenticator
