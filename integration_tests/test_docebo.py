@@ -156,7 +156,8 @@ def test_a_token_revoked_mid_sync_is_renewed_on_401(tmp_path):
 
 
 def test_a_token_that_expires_during_the_sync_is_renewed(tmp_path):
-    with start_fake("docebo", users=450, courses=6, enrollments=60, token_ttl=2, latency_ms=700) as server:
+    # A 4-second token over nine pages of 0.5 s: it runs out mid-stream, yet outlives one retry's backoff.
+    with start_fake("docebo", users=1700, courses=6, enrollments=60, token_ttl=4, latency_ms=500) as server:
         output = run_read(server.config(), mode=SyncMode.full_refresh, streams=["users"])
         assert not output.errors, output.errors
         assert len(records_by_stream(output)["users"]) == len(server.app.listed_people())

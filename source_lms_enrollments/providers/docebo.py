@@ -28,7 +28,7 @@ from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..base import LmsProvider, LmsStream, config_error
-from ..http_policy import TIMEOUTS, RetryAfterBackoff
+from ..http_policy import CONNECT_TIMEOUT, READ_TIMEOUT, RetryAfterBackoff
 from ..unified import full_name, iso_to_iso, lookup, now_iso, primary_emails, to_bool, to_number, to_percent, to_str
 
 # The documented maximum page size of Docebo list endpoints (providers doc §3.3).
@@ -161,7 +161,8 @@ class DoceboOAuth(Oauth2Authenticator):
         for attempt in range(1, TOKEN_ATTEMPTS + 1):
             last = attempt == TOKEN_ATTEMPTS
             try:
-                response = requests.post(self.get_token_refresh_endpoint(), data=self.build_refresh_request_body(), timeout=TIMEOUTS)
+                response = requests.post(self.get_token_refresh_endpoint(), data=self.build_refresh_request_body(),
+                                         timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
             except requests.RequestException as error:
                 if last:
                     raise AirbyteTracedException(
