@@ -55,6 +55,7 @@ def oauth_error(status: int, error: str, description: str) -> FakeResponse:
 
 class DoceboApp(FakeProviderApp):
     name = "docebo"
+    stream_paths = {"users": "/manage/v1/user", "courses": "/learn/v1/courses", "course_enrollments": "/learn/v1/enrollments"}
 
     def __init__(self, data: Dataset, token_ttl: float = 3600, grant: str = "client_credentials",
                  revoke_after: int | None = None, **options: Any) -> None:

@@ -28,14 +28,12 @@ from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..base import LmsProvider, LmsStream, config_error
-from ..http_policy import CONNECT_TIMEOUT, READ_TIMEOUT, RetryAfterBackoff
+from ..http_policy import CONNECT_TIMEOUT, MAX_RETRIES, READ_TIMEOUT, ExponentialJitterBackoff, RetryAfterBackoff
 from ..unified import full_name, iso_to_iso, lookup, now_iso, primary_emails, to_bool, to_number, to_percent, to_str
 
 # The documented maximum page size of Docebo list endpoints (providers doc §3.3).
 PAGE_SIZE = 200
 TOKEN_PATH = "/oauth2/token"
-# Attempts at the token endpoint before giving up on a 429, a 5xx or a dropped connection.
-TOKEN_ATTEMPTS = 3
 
 
 class Docebo(LmsProvider):
@@ -102,6 +100,7 @@ class Docebo(LmsProvider):
         return [DoceboUsers(self), DoceboCourses(self), DoceboCourseEnrollments(self)]
 
     def check_stream(self) -> LmsStream:
+        self.authenticator.attempts = 2  # like the check stream itself: answer quickly
         return DoceboCheck(self, max_retries=1)
 
     def people(self) -> dict[str, dict[str, Any]]:
@@ -126,6 +125,8 @@ class DoceboOAuth(Oauth2Authenticator):
         if username and password:
             body.update(username=username, password=password)
         self.grant = "password" if username and password else "client_credentials"
+        # Attempts at the token endpoint on a 429, a 5xx or a dropped connection: as patient as any other request.
+        self.attempts = MAX_RETRIES + 1
         super().__init__(
             token_refresh_endpoint=token_url,
             client_id=client_id,
@@ -157,9 +158,10 @@ class DoceboOAuth(Oauth2Authenticator):
         return token, ab_datetime_now() + timedelta(seconds=max(lifetime - margin, 0))
 
     def _token_response(self) -> requests.Response:
-        wait = 1.0
-        for attempt in range(1, TOKEN_ATTEMPTS + 1):
-            last = attempt == TOKEN_ATTEMPTS
+        backoff = ExponentialJitterBackoff()
+        for attempt in range(1, self.attempts + 1):
+            last = attempt == self.attempts
+            wait = None
             try:
                 response = requests.post(self.get_token_refresh_endpoint(), data=self.build_refresh_request_body(),
                                          timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
@@ -174,13 +176,12 @@ class DoceboOAuth(Oauth2Authenticator):
                     return response
                 if last:
                     raise AirbyteTracedException(
-                        message=f"Docebo POST {TOKEN_PATH} answered HTTP {response.status_code} {TOKEN_ATTEMPTS} times; "
+                        message=f"Docebo POST {TOKEN_PATH} answered HTTP {response.status_code} {self.attempts} times; "
                         "the platform is busy or rate limited. The sync will resume from its last state next time.",
                         failure_type=FailureType.transient_error,
                     )
-                wait = RetryAfterBackoff.wait_seconds(response) or wait
-            time.sleep(min(wait, 60))
-            wait *= 2
+                wait = RetryAfterBackoff.wait_seconds(response)
+            time.sleep(min(wait if wait is not None else backoff.backoff_time(None, attempt), 60))
         raise AssertionError("unreachable")
 
     def _rejected(self, response: requests.Response, body: Any) -> AirbyteTracedException:
