@@ -1,9 +1,11 @@
 """The provider registry: `provider_type` -> its `LmsProvider`. Adding a provider is one line here."""
 
 from ..base import LmsProvider
+from .bindbee import Bindbee
 from .canvas import Canvas
 from .ispring_learn import IspringLearn
 from .talentlms import TalentLms
+from .truto import Truto
 
 PROVIDERS: dict[str, type[LmsProvider]] = {
     provider.provider_type: provider
@@ -11,5 +13,7 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         TalentLms,
         Canvas,
         IspringLearn,
+        Truto,
+        Bindbee,
     )
 }
