@@ -461,6 +461,8 @@ class BodyCursorStream(LmsStream):
         return {self.cursor_param: cursor}
 
     def _parsed(self, response: requests.Response) -> tuple[list[Mapping[str, Any]], str | None]:
+        if not response.ok:
+            return [], None  # an answer the error handler chose to ignore (a child deleted mid-sync): no page, no next
         # parse_response and next_page_token both need the body: parse it once per answer.
         page = getattr(self._walk, "page", None)
         if page is not None and page[0] is response:

@@ -161,8 +161,6 @@ class TrutoCourseEnrollments(TrutoStream):
         return {**super().list_params(stream_slice), "course[id]": (stream_slice or {}).get("course_id")}
 
     def parse_response(self, response: requests.Response, stream_slice: Mapping[str, Any] | None = None, **_: Any) -> Iterable[Mapping[str, Any]]:
-        if response.status_code == 404:  # vanished course, already logged as a warning by the error handler
-            return
         course = {"id": stream_slice["course_id"], "title": stream_slice.get("course_title")} if stream_slice else None
         keep_raw = self.config.include_remote_data
         yield from self.mapped(response, lambda raw: to_course_enrollment(raw, course, keep_raw))
