@@ -54,6 +54,7 @@ def validation_error(loc: list[Any], msg: str, kind: str, value: Any = None) -> 
 
 class BindbeeApp(FakeProviderApp):
     name = "bindbee"
+    stream_paths = {"users": "/api/lms/v1/users", "courses": "/api/lms/v1/courses", "course_enrollments": "/api/lms/v1/enrollments"}
 
     def __init__(self, data: Dataset, api_key: str = API_KEY, connector_token: str = CONNECTOR_TOKEN,
                  limit: int = 200, window: float = 60.0, **options: Any) -> None:

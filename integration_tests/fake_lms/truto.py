@@ -44,6 +44,8 @@ def iso_ms(epoch: int | None) -> str | None:
 
 class TrutoApp(FakeProviderApp):
     name = "truto"
+    stream_paths = {"users": "/unified/lms/users", "courses": "/unified/lms/courses",
+                    "course_enrollments": "/unified/lms/course-enrollments"}
 
     def __init__(self, data: Dataset, api_token: str = API_TOKEN, account_id: str = ACCOUNT_ID,
                  require_user_and_course: bool = False, **options: Any) -> None:
