@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, Iterable, Iterator, Mapping, MutableMapping, Optional
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, MutableMapping, Optional
 from urllib.parse import urlsplit
 
 import orjson
@@ -35,7 +37,7 @@ from .http_policy import (
     RetryAfterBackoff,
     endpoint_of,
 )
-from .unified import now_iso, iso_to_iso
+from .unified import epoch_to_iso, iso_to_iso, now_iso
 
 logger = logging.getLogger("airbyte")
 
@@ -207,6 +209,10 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
     ignore_not_found: ClassVar[bool] = False
     # True for OAuth providers: a 401 refreshes the token once and retries (the token can expire mid-sync).
     refresh_on_401: ClassVar[bool] = False
+    # For providers whose `updated_at` is written by a background process while we page (a hosted copy that
+    # re-syncs): the cursor never passes this many seconds before the read began, so a record rewritten behind
+    # the read, after its old version was emitted, comes again next sync. None: no ceiling.
+    cursor_lag_seconds: ClassVar[Optional[int]] = None
 
     def __init__(self, provider: LmsProvider, max_retries: int = MAX_RETRIES) -> None:
         self.provider = provider
@@ -215,6 +221,7 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         self._state_cursor: str | None = None  # the incoming state, what we filter on
         self._cursor: str | None = None  # what the state getter reports; only ever moves after a complete read
         self._pending: str | None = None  # the latest updated_at emitted in slices not yet all read
+        self._read_started: float | None = None  # when the current read began (for `cursor_lag_seconds`)
         super().__init__(authenticator=provider.authenticator, api_budget=provider.api_budget)
 
     # ---- identity and HTTP policy -------------------------------------------------------------------------
@@ -243,8 +250,13 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         )
 
     def get_backoff_strategy(self) -> list[Any]:
-        # Retry-After when the provider says how long; otherwise exponential with jitter.
-        return [RetryAfterBackoff(self.provider.title), ExponentialJitterBackoff()]
+        # Retry-After when the provider says how long, then the provider's own rate-limit headers; otherwise
+        # exponential with jitter.
+        return [RetryAfterBackoff(self.provider.title), *self.provider_backoffs(), ExponentialJitterBackoff()]
+
+    def provider_backoffs(self) -> list[Any]:
+        """Backoff strategies for the provider's own rate-limit headers, tried after Retry-After."""
+        return []
 
     def provider_error_rule(self, response: requests.Response) -> ErrorResolution | None:
         """A provider-specific classification of an error answer, checked before the shared status rules; None = shared."""
@@ -321,6 +333,7 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         return self.config.max_concurrency or self.provider.default_concurrency
 
     def stream_slices(self, *, sync_mode: SyncMode, cursor_field: Optional[list[str]] = None, stream_state: Optional[Mapping[str, Any]] = None) -> Iterable[Optional[Mapping[str, Any]]]:
+        self._read_started = time.time()
         if self.concurrency > 1:
             # One slice for the whole fan-out, read by a bounded pool (`_read_fan_out`); its end commits the cursor.
             yield {FAN_OUT: True, LAST_SLICE: True}
@@ -339,6 +352,8 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
     def read_records(self, sync_mode: SyncMode, cursor_field: Optional[list[str]] = None, stream_slice: Optional[Mapping[str, Any]] = None, stream_state: Optional[Mapping[str, Any]] = None) -> Iterable[Mapping[str, Any]]:
         since = self.since(sync_mode)
         latest = self._pending
+        if self._read_started is None:
+            self._read_started = time.time()
         records = self._read_fan_out(sync_mode) if (stream_slice or {}).get(FAN_OUT) else self.records_of_slice(sync_mode, stream_slice or {})
         for record in records:
             updated_at = record["updated_at"]
@@ -382,6 +397,82 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         return list(self.records_of_slice(sync_mode, partition))
 
     def _commit(self) -> None:
-        if self._pending is not None and (self._cursor is None or self._pending > self._cursor):
-            self._cursor = self._pending
+        pending = self._pending
+        if pending is not None and self.cursor_lag_seconds is not None and self._read_started is not None:
+            pending = min(pending, epoch_to_iso(self._read_started - self.cursor_lag_seconds) or pending)
+        if pending is not None and (self._cursor is None or pending > self._cursor):
+            self._cursor = pending
         self._pending = None
+        self._read_started = None
+
+
+class BodyCursorStream(LmsStream):
+    """Paging by an opaque cursor that each answer's body carries and the next request sends back as a query parameter.
+
+    `{records_key: [...], cursor_key: "…" | null}`; a null, empty or absent cursor means the last page (hosted
+    unified APIs such as Truto and Bindbee page this way). Subclasses name the keys and the page size, and add
+    their own parameters through `list_params(stream_slice)`; `records_of(response)` gives the page's items.
+    """
+
+    records_key: ClassVar[str]
+    cursor_key: ClassVar[str]
+    cursor_param: ClassVar[str]
+    page_size_param: ClassVar[str]
+    page_size: ClassVar[int]
+
+    def __init__(self, provider: LmsProvider, max_retries: int = MAX_RETRIES, page_size: int | None = None) -> None:
+        super().__init__(provider, max_retries=max_retries)
+        if page_size is not None:
+            self.page_size = page_size  # e.g. 1 for the cheap call of `check`
+        # Per thread: a fan-out reads several partitions of this stream at once (`_read_fan_out`).
+        self._walk = threading.local()
+
+    def list_params(self, stream_slice: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {}
+
+    def request_params(self, stream_state: Mapping[str, Any] | None = None, stream_slice: Mapping[str, Any] | None = None, next_page_token: Mapping[str, Any] | None = None) -> MutableMapping[str, Any]:
+        # Every other parameter stays identical while walking a cursor: filters are not carried by it.
+        params: dict[str, Any] = {self.page_size_param: self.page_size, **self.list_params(stream_slice)}
+        self._walk.sent_cursor = (next_page_token or {}).get(self.cursor_param)
+        if next_page_token:
+            params.update(next_page_token)
+        return params
+
+    def records_of(self, response: requests.Response) -> list[Mapping[str, Any]]:
+        return self._parsed(response)[0]
+
+    def mapped(self, response: requests.Response, mapper: Callable[[Mapping[str, Any]], Any]) -> Iterator[Any]:
+        """The page's items through `mapper`; a value the mapper cannot read ends the sync naming the endpoint."""
+        for item in self.records_of(response):
+            try:
+                record = mapper(item)
+            except (ValueError, TypeError, KeyError, AttributeError) as error:
+                raise self.malformed(response, f"record {item.get('id')!r} could not be read ({error})") from None
+            if record is not None:
+                yield record
+
+    def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
+        cursor = self._parsed(response)[1]
+        if not cursor:
+            return None
+        if cursor == getattr(self._walk, "sent_cursor", None):
+            # The same cursor again would loop forever: a broken answer, not a page.
+            raise self.malformed(response, f"the answer's {self.cursor_key} repeats the cursor just sent")
+        return {self.cursor_param: cursor}
+
+    def _parsed(self, response: requests.Response) -> tuple[list[Mapping[str, Any]], str | None]:
+        if not response.ok:
+            return [], None  # an answer the error handler chose to ignore (a child deleted mid-sync): no page, no next
+        # parse_response and next_page_token both need the body: parse it once per answer.
+        page = getattr(self._walk, "page", None)
+        if page is not None and page[0] is response:
+            return page[1], page[2]
+        body = self.json_of(response)
+        items = body.get(self.records_key) if isinstance(body, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) and item.get("id") not in (None, "") for item in items):
+            raise self.malformed(response, f"expected an object whose {self.records_key!r} is an array of objects, each with an id")
+        cursor = body.get(self.cursor_key)
+        if cursor is not None and not isinstance(cursor, str):
+            raise self.malformed(response, f"expected {self.cursor_key!r} to be a string or null, got {type(cursor).__name__}")
+        self._walk.page = (response, items, cursor or None)
+        return items, cursor or None

@@ -203,3 +203,25 @@ class ExponentialJitterBackoff(BackoffStrategy):
     def backoff_time(self, response_or_exception, attempt_count: int) -> Optional[float]:  # noqa: ANN001 (CDK signature)
         ceiling = min(self._cap, 2.0 ** max(attempt_count - 1, 0))
         return random.uniform(ceiling / 2, ceiling)
+
+
+class RateLimitResetBackoff(RetryAfterBackoff):
+    """On a 429 without `Retry-After`, wait until the window named by the provider's reset header ends.
+
+    `header` holds either seconds until the reset (`epoch=False`, e.g. Truto's `ratelimit-reset`) or the reset
+    instant in Unix seconds (`epoch=True`, e.g. `X-RateLimit-Reset`). Other answers fall through (None).
+    """
+
+    def __init__(self, provider_title: str, header: str, epoch: bool, max_wait: float = MAX_SINGLE_WAIT_SECONDS) -> None:
+        super().__init__(provider_title, max_wait)
+        self._header = header
+        self._epoch = epoch
+
+    def wait_seconds(self, response: requests.Response) -> float | None:  # type: ignore[override]
+        if response.status_code != 429:
+            return None
+        try:
+            value = float(response.headers.get(self._header, "").strip())
+        except ValueError:
+            return None
+        return value - time.time() if self._epoch else value

@@ -24,6 +24,8 @@ ENROLLMENT_STATUSES = frozenset(
 )
 
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# ISO 8601 durations as APIs write them (PT1H30M, P1DT2H, PT45.5S); years and months have no fixed length.
+_DURATION_RE = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:[.,]\d+)?)S)?)?$")
 # ISO 8601 as LMS APIs write it: date, optional time (T or space), optional fraction, optional zone.
 _ISO_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?)?\s*(Z|z|UTC|[+-]\d{2}:?\d{2})?$"
@@ -77,6 +79,21 @@ def iso_to_iso(value: Any) -> str | None:
     offset = sign * (int(zone[:2]) * 3600 + int(zone[2:]) * 60)
     local = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), tzinfo=timezone.utc)
     return time.strftime(_ISO_FORMAT, time.gmtime(local.timestamp() - offset))
+
+
+def iso_duration_to_seconds(value: Any) -> int | None:
+    """An ISO 8601 duration (``PT1H30M``, ``P2DT3H``, ``PT90.5S``) to whole seconds; None / "" are unset.
+
+    Years and months are refused (ValueError): they have no fixed length in seconds.
+    """
+    if value is None or value == "":
+        return None
+    match = _DURATION_RE.match(str(value).strip().upper())
+    if not match or str(value).strip().upper() in ("P", "PT"):
+        raise ValueError(f"not an ISO 8601 duration in weeks, days, hours, minutes or seconds: {value!r}")
+    weeks, days, hours, minutes, seconds = match.groups()
+    total = (int(weeks or 0) * 7 + int(days or 0)) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60
+    return total + int(float((seconds or "0").replace(",", ".")))
 
 
 def parse_iso(value: str) -> datetime:

@@ -126,3 +126,24 @@ def test_start_date_must_be_iso():
     with pytest.raises(AirbyteTracedException) as raised:
         stream_with(start_date="last tuesday")
     assert "start_date" in raised.value.message
+
+
+class LaggingToyStream(ToyStream):
+    cursor_lag_seconds = 300
+
+
+def test_a_cursor_lag_keeps_the_cursor_behind_the_read_start(monkeypatch):
+    import source_lms_enrollments.base as base
+
+    monkeypatch.setattr(base.time, "time", lambda: 1710892800.0)  # 2024-03-20T00:00:00Z: the read begins
+    stream = LaggingToyStream(ToyProvider({"provider": {"provider_type": "toy", "base_url": "https://toy.example.com"}}, PAGES))
+    stream.state = {}
+    emitted, states = read_all(stream)
+    assert emitted == ["1", "2", "3", "4", "5"]
+    # Record 1 was written at the very instant the read began: the cursor stays five minutes before it, so a
+    # record rewritten behind the read comes again next sync.
+    assert states[-1] == {"updated_at": "2024-03-19T23:55:00Z"}
+
+
+def test_without_a_lag_the_cursor_is_the_latest_emitted():
+    assert read_all(stream_with())[1][-1] == {"updated_at": "2024-03-20T00:00:00Z"}

@@ -8,7 +8,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_lms_enrollments.http_policy import LmsErrorHandler, RetryAfterBackoff, endpoint_of
+from source_lms_enrollments.http_policy import LmsErrorHandler, RateLimitResetBackoff, RetryAfterBackoff, endpoint_of
 
 
 def response(status: int, url: str = "https://lms.example.com/api/v1/users?token=SECRET", headers=None, body=b"") -> requests.Response:
@@ -96,3 +96,22 @@ def test_a_provider_rule_is_checked_before_the_shared_rules_and_only_where_it_an
     assert "/api/v1/users" in throttled.error_message and "Throttled." in throttled.error_message
     denied = special.interpret_response(response(403, body=b"Forbidden"))
     assert (denied.response_action, denied.failure_type) == (ResponseAction.FAIL, FailureType.config_error)
+
+
+def test_reset_header_in_seconds_until_the_reset_is_used_on_429_only():
+    backoff = RateLimitResetBackoff("Truto", "ratelimit-reset", epoch=False)
+    assert backoff.backoff_time(response(429, headers={"ratelimit-reset": "7"}), 1) == 7.0
+    assert backoff.backoff_time(response(503, headers={"ratelimit-reset": "7"}), 1) is None
+    assert backoff.backoff_time(response(429, headers={"ratelimit-reset": "soon"}), 1) is None
+
+
+def test_reset_header_as_an_epoch_instant_and_an_absurd_wait_ends_clearly():
+    import time
+
+    backoff = RateLimitResetBackoff("Bindbee", "X-RateLimit-Reset", epoch=True)
+    wait = backoff.backoff_time(response(429, headers={"X-RateLimit-Reset": str(int(time.time()) + 30)}), 1)
+    assert 28 <= wait <= 30
+    assert backoff.backoff_time(response(429, headers={"X-RateLimit-Reset": str(int(time.time()) - 5)}), 1) == 0.0
+    with pytest.raises(AirbyteTracedException) as raised:
+        backoff.backoff_time(response(429, headers={"X-RateLimit-Reset": str(int(time.time()) + 7200)}), 1)
+    assert raised.value.failure_type == FailureType.transient_error and "Bindbee" in raised.value.message

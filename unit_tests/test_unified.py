@@ -1,6 +1,6 @@
 import pytest
 
-from source_lms_enrollments.unified import epoch_to_iso, iso_to_iso, latest, lookup, to_bool, to_number, to_percent
+from source_lms_enrollments.unified import epoch_to_iso, iso_duration_to_seconds, iso_to_iso, latest, lookup, to_bool, to_number, to_percent
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,15 @@ def test_numbers_percent_bool_lookup_latest():
     assert (to_bool("1"), to_bool(0), to_bool("off"), to_bool("maybe")) == (True, False, False, None)
     assert lookup({"active": "active"}, " Active ") == "active" and lookup({}, "weird") == "unknown"
     assert latest(None, "2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z") == "2024-01-02T00:00:00Z" and latest(None) is None
+
+
+@pytest.mark.parametrize("value, seconds", [("PT1H30M", 5400), ("PT45S", 45), ("PT90.9S", 90), ("P1DT2H", 93600), ("P2W", 1209600),
+                                            ("pt5m", 300), ("", None), (None, None)])
+def test_iso_durations(value, seconds):
+    assert iso_duration_to_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["P1Y", "P3M", "PT", "P", "90 minutes", "1:30:00"])
+def test_durations_without_a_fixed_length_or_not_iso_are_refused(value):
+    with pytest.raises(ValueError):
+        iso_duration_to_seconds(value)

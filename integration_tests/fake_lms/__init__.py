@@ -1,11 +1,13 @@
 """The fake LMS server: real HTTP on loopback, imitating each provider's documented API over seeded data."""
 
+from .bindbee import BindbeeApp
 from .dataset import Dataset
 from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
 from .canvas import CanvasApp
 from .ispring_learn import IspringLearnApp
 from .docebo import DoceboApp
 from .talentlms import TalentLmsApp
+from .truto import TrutoApp
 
 # provider_type -> fake app. Adding a provider's fake is one line here.
 APPS: dict[str, type[FakeProviderApp]] = {
@@ -15,6 +17,8 @@ APPS: dict[str, type[FakeProviderApp]] = {
         CanvasApp,
         IspringLearnApp,
         DoceboApp,
+        TrutoApp,
+        BindbeeApp,
     )
 }
 

@@ -14,6 +14,7 @@ provider's documented API does. This module adds what every fake shares:
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -144,6 +145,20 @@ class FakeProviderApp:
     def not_found(self) -> FakeResponse:
         """What the API answers for an item that no longer exists (the `not_found` fault: deleted mid-sync)."""
         return FakeResponse(404, {"error": "not found"})
+
+
+def cursor_page(items: list[Any], cursor: str | None, size: int) -> tuple[list[Any], str | None]:
+    """One page of `items` behind an opaque cursor (base64 of an offset), and the next page's cursor or None.
+
+    For fakes of APIs that page with a cursor in the body; raises ValueError for a cursor it did not issue.
+    """
+    offset = 0
+    if cursor:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+        offset = int(decoded["offset"])
+    end = offset + size
+    following = base64.urlsafe_b64encode(json.dumps({"offset": end}).encode()).decode() if end < len(items) else None
+    return items[offset:end], following
 
 
 class FakeLmsServer:

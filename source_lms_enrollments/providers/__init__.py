@@ -1,10 +1,12 @@
 """The provider registry: `provider_type` -> its `LmsProvider`. Adding a provider is one line here."""
 
 from ..base import LmsProvider
+from .bindbee import Bindbee
 from .canvas import Canvas
 from .ispring_learn import IspringLearn
 from .docebo import Docebo
 from .talentlms import TalentLms
+from .truto import Truto
 
 PROVIDERS: dict[str, type[LmsProvider]] = {
     provider.provider_type: provider
@@ -13,5 +15,7 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Canvas,
         IspringLearn,
         Docebo,
+        Truto,
+        Bindbee,
     )
 }
