@@ -126,6 +126,7 @@ def connector_executable() -> str:
 
 def make_cache(args: argparse.Namespace, duckdb_path: Path) -> Any:
     if args.cache == "duckdb":
+        import_pyairbyte()
         from airbyte.caches import DuckDBCache
 
         duckdb_path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +134,7 @@ def make_cache(args: argparse.Namespace, duckdb_path: Path) -> Any:
     password = args.pg_password if args.pg_password is not None else os.environ.get("PGPASSWORD")
     if not password:
         raise SyncError("--cache postgres needs a password: set PGPASSWORD (or --pg-password).")
+    import_pyairbyte()
     from airbyte.caches import PostgresCache
 
     return PostgresCache(
@@ -240,7 +242,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 config = read_config(args.config)
                 duckdb_path = args.duckdb_path or default_duckdb_path(config)
-            import_pyairbyte()
             cache = make_cache(args, duckdb_path)
             engine = cache.get_sql_engine()
             before = {} if args.full_refresh else table_marks(engine, args.schema)
