@@ -17,13 +17,15 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
-	$(PIP) install -e ".[tests]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+	$(PIP) install -e ".[tests,warehouse]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 	touch $@
 
 venv: $(VENV)/.installed
 
+# `python -m` from the repository root, so that --demo finds the fake LMS server in integration_tests/.
+# More options (e.g. --cache postgres --pg-host ...): make sync ARGS="..."; see python -m source_lms_enrollments.sync -h
 sync: venv
-	$(BIN)/python -m integration_tests.sync_demo $(if $(CONFIG),--config $(CONFIG),)
+	$(BIN)/python -m source_lms_enrollments.sync $(if $(CONFIG),--config $(CONFIG),--demo) $(ARGS)
 
 # Two runs: most tests in parallel workers (they mostly wait out backoffs), then Airbyte's standard suite in one
 # process (its config files name its fakes' addresses and are shared by the whole suite).

@@ -1,0 +1,189 @@
+"""The warehouse path: `lms-enrollments-sync` through PyAirbyte into DuckDB (the `make sync` demo) and a real
+PostgreSQL server, first sync and incremental re-sync after changes, one row per id."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from airbyte_cdk.models import SyncMode
+
+from integration_tests.fake_lms import start_fake
+from integration_tests.harness import STREAMS, records_by_stream, run_read
+from integration_tests.pg_cluster import TempPostgres, postgres_bindir
+from integration_tests.sync_demo import COURSES, PROVIDER, USERS
+from source_lms_enrollments import sync
+
+ROOT = Path(__file__).resolve().parents[1]
+NESTED = {("users", "emails"), ("course_enrollments", "user"), ("course_enrollments", "course")}
+
+
+def expected_after_touch(users: int, courses: int, touch: bool):
+    """What a warehouse must hold: the records of a full read of the same seeded fake (after the same changes)."""
+    server = start_fake(PROVIDER, users=users, courses=courses)
+    try:
+        changed = server.app.touch_sample() if touch else {name: set() for name in STREAMS}
+        records = records_by_stream(run_read(server.config(), SyncMode.full_refresh))
+    finally:
+        server.stop()
+    return {name: {r["id"]: r for r in records[name]} for name in STREAMS}, changed
+
+
+def completion_from_records(records) -> dict[str, tuple[int, int]]:
+    """course title -> (learners, completed), computed from the connector's records themselves."""
+    learners, completed = Counter(), Counter()
+    titles = {r["id"]: r["title"] for r in records["courses"].values()}
+    for enrollment in records["course_enrollments"].values():
+        title = titles[enrollment["course"]["id"]]
+        learners[title] += 1
+        completed[title] += enrollment["status"] in sync.COMPLETED
+    return {title: (learners[title], completed[title]) for title in learners}
+
+
+def number(value):
+    return None if value is None else float(value)  # DECIMAL / NUMERIC columns come back as Decimal
+
+
+def assert_tables_hold(query, schema: str, expected) -> None:
+    """Exactly one row per expected id, with the expected values of the changeable fields."""
+    for stream in STREAMS:
+        rows, distinct = query(f"SELECT count(*), count(DISTINCT id) FROM {schema}.{stream}")[0]
+        assert rows == distinct == len(expected[stream]), stream
+        assert {r[0] for r in query(f"SELECT id FROM {schema}.{stream}")} == set(expected[stream])
+    for user_id, last_name in query(f"SELECT id, last_name FROM {schema}.users"):
+        assert last_name == expected["users"][user_id].get("last_name")
+    for course_id, title in query(f"SELECT id, title FROM {schema}.courses"):
+        assert title == expected["courses"][course_id]["title"]
+    for enrollment_id, status, progress in query(f"SELECT id, status, progress_percent FROM {schema}.course_enrollments"):
+        record = expected["course_enrollments"][enrollment_id]
+        assert (status, number(progress)) == (record["status"], number(record.get("progress_percent"))), enrollment_id
+    # Nested fields are JSON: readable with ->> in SQL, and joinable.
+    for enrollment_id, user_id, course_id, email in query(
+        f"SELECT id, \"user\" ->> 'id', course ->> 'id', (\"user\" -> 'emails') -> 0 ->> 'email' FROM {schema}.course_enrollments"
+    ):
+        record = expected["course_enrollments"][enrollment_id]
+        assert (user_id, course_id) == (record["user"]["id"], record["course"]["id"])
+        emails = record["user"].get("emails") or []
+        assert email == (emails[0]["email"] if emails else None)
+
+
+def assert_completion_matches(query, schema: str, expected) -> None:
+    got = query(sync.COMPLETION_BY_COURSE.format(schema=schema))
+    assert got, "the completion query returned nothing"
+    truth = completion_from_records(expected)
+    for title, learners, completed, pct in got:
+        assert (learners, completed) == truth[title], title
+        assert abs(float(pct) - 100.0 * completed / learners) <= 0.05 + 1e-9, title  # SQL rounds half up
+
+
+def summary_counts(output: str) -> dict[str, tuple[int, int, int]]:
+    """table -> (rows, read this run, duplicate ids) from the printed summary."""
+    found = re.findall(r"^\s+(users|courses|course_enrollments)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", output, re.MULTILINE)
+    return {name: (int(a), int(b), int(c)) for name, a, b, c in found}
+
+
+# ---- DuckDB: the `make sync` demo, as a subprocess from the repository root ----------------------------------
+def run_demo(db: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "source_lms_enrollments.sync", "--demo", "--duckdb-path", str(db)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_demo_sync_into_duckdb_then_incremental(tmp_path):
+    import duckdb
+
+    db = tmp_path / "demo.duckdb"
+    first = run_demo(db)
+    assert "LOCAL SIMULATION of a TalentLMS account" in first and "first sync" in first
+    expected, _ = expected_after_touch(USERS, COURSES, touch=False)
+    counts = summary_counts(first)
+    assert counts == {name: (len(expected[name]), len(expected[name]), 0) for name in STREAMS}
+    assert "Completion rate per course" in first
+
+    second = run_demo(db)
+    assert "incremental" in second and "renamed 2 users" in second
+    expected, changed = expected_after_touch(USERS, COURSES, touch=True)
+    counts = summary_counts(second)
+    # Only the changed users and courses are read again (plus any in the cursor's own second: the >= rule);
+    # TalentLMS enrollments have no modification time, so all of them are (docs/providers/talentlms.md).
+    for name in ("users", "courses"):
+        rows, read, duplicates = counts[name]
+        assert (rows, duplicates) == (len(expected[name]), 0)
+        assert len(changed[name]) <= read <= len(changed[name]) + 2, (name, read)
+    assert counts["course_enrollments"] == (len(expected["course_enrollments"]),) * 2 + (0,)
+
+    with duckdb.connect(str(db), read_only=True) as connection:
+        def query(sql):
+            return connection.execute(sql).fetchall()
+
+        assert_tables_hold(query, "lms", expected)
+        assert_completion_matches(query, "lms", expected)
+        types = {(t, c): d for t, c, d in query(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'lms'")}
+        assert {types[key] for key in NESTED} == {"JSON"}
+
+
+# ---- Postgres: a real server of our own ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def postgres():
+    bindir = postgres_bindir()
+    if bindir is None:
+        message = "PostgreSQL binaries not found (.ci/run installs them: apt-get install postgresql-15)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with TempPostgres(bindir) as server:
+        yield server
+
+
+@pytest.mark.postgres
+def test_sync_into_postgres_then_incremental(postgres, tmp_path, monkeypatch, capsys):
+    import psycopg
+
+    server = start_fake(PROVIDER, users=60, courses=8)
+    try:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(server.config()))
+        monkeypatch.setenv("PGPASSWORD", postgres.password)  # has '@', '/' and ':': they must survive PyAirbyte's URL
+        argv = ["--config", str(config), "--cache", "postgres", "--pg-host", postgres.host, "--pg-port",
+                str(postgres.port), "--pg-user", postgres.user, "--pg-database", postgres.database, "--schema", "lms"]
+        connection = psycopg.connect(host=postgres.host, port=postgres.port, user=postgres.user,
+                                     password=postgres.password, dbname=postgres.database, autocommit=True)
+
+        def query(sql):
+            return connection.execute(sql).fetchall()
+
+        assert sync.main(argv) == 0
+        first = capsys.readouterr().out
+        expected = {name: {r["id"]: r for r in records} for name, records in
+                    records_by_stream(run_read(server.config(), SyncMode.full_refresh)).items()}
+        assert summary_counts(first) == {name: (len(expected[name]), len(expected[name]), 0) for name in STREAMS}
+        assert_tables_hold(query, "lms", expected)
+        types = {(t, c): d for t, c, d in query(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'lms'")}
+        assert {types[key] for key in NESTED} == {"json"}, types
+
+        changed = server.app.touch_sample()
+        assert sync.main(argv) == 0
+        second = capsys.readouterr().out
+        assert "incremental" in second
+        expected = {name: {r["id"]: r for r in records} for name, records in
+                    records_by_stream(run_read(server.config(), SyncMode.full_refresh)).items()}
+        assert_tables_hold(query, "lms", expected)
+        assert_completion_matches(query, "lms", expected)
+        for user_id in changed["users"]:
+            assert query(f"SELECT last_name FROM lms.users WHERE id = '{user_id}'")[0][0].endswith(" Jr")
+        for course_id in changed["courses"]:
+            assert query(f"SELECT title FROM lms.courses WHERE id = '{course_id}'")[0][0].endswith("(v2)")
+        read_users = summary_counts(second)["users"][1]
+        assert len(changed["users"]) <= read_users < len(expected["users"])
+        connection.close()
+    finally:
+        server.stop()

@@ -1,0 +1,278 @@
+"""Sync an LMS into a SQL database through PyAirbyte: a local DuckDB file (the default) or Postgres.
+
+    lms-enrollments-sync --config config.json                      # into .cache/lms_<provider>_<host>.duckdb
+    lms-enrollments-sync --config config.json --cache postgres --pg-host db.example.com --pg-user etl
+    python -m source_lms_enrollments.sync --demo                   # the bundled simulated TalentLMS (source checkout)
+
+PyAirbyte (`airbyte` on PyPI, the `warehouse` extra) runs this package's own `source-lms-enrollments` command and
+loads its records into the cache's tables `users`, `courses` and `course_enrollments`, deduplicated on `id`.
+It keeps each stream's state in the same database, so the next run reads only what changed. One database file or
+schema per LMS account: the state is kept per connector, and another account's cursor would skip records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import warnings
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote, urlsplit
+
+SOURCE_NAME = "source-lms-enrollments"
+STREAMS = ("users", "courses", "course_enrollments")
+DATA_DIR = Path(".cache")  # gitignored; PyAirbyte's own default for its temporary files too
+DEMO_DB = DATA_DIR / "demo_talentlms.duckdb"
+COMPLETED = ("completed", "passed")
+
+# Completion rate per course; `->>` reads a JSON field in both DuckDB and Postgres.
+COMPLETION_BY_COURSE = """
+SELECT c.title AS course,
+       count(*) AS learners,
+       sum(CASE WHEN e.status IN ('completed', 'passed') THEN 1 ELSE 0 END) AS completed,
+       round(100.0 * sum(CASE WHEN e.status IN ('completed', 'passed') THEN 1 ELSE 0 END) / count(*), 1) AS completion_pct
+FROM {schema}.course_enrollments e
+JOIN {schema}.courses c ON c.id = (e.course ->> 'id')
+GROUP BY c.id, c.title
+ORDER BY completion_pct DESC, learners DESC, course
+LIMIT 10
+""".strip()
+
+
+class SyncError(Exception):
+    """A problem the user can act on; printed without a traceback."""
+
+
+# ---- arguments ----------------------------------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="lms-enrollments-sync",
+        description="Sync users, courses and course enrollments from an LMS into DuckDB or Postgres (PyAirbyte).",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", type=Path, help="the connector config JSON (see the README)")
+    source.add_argument("--demo", action="store_true",
+                        help="sync the bundled simulated TalentLMS (the fake LMS server); needs a source checkout")
+    parser.add_argument("--cache", choices=("duckdb", "postgres"), default="duckdb",
+                        help="where to load the records (default: duckdb, a local file)")
+    parser.add_argument("--schema", default="lms", help="schema of the tables (default: lms)")
+    parser.add_argument("--full-refresh", action="store_true",
+                        help="ignore the saved state: read everything and replace the tables")
+    duckdb = parser.add_argument_group("DuckDB")
+    duckdb.add_argument("--duckdb-path", type=Path,
+                        help=f"the database file (default: {DATA_DIR}/lms_<provider>_<host>.duckdb, or {DEMO_DB} for --demo)")
+    pg = parser.add_argument_group("Postgres (defaults from the usual PG* environment variables)")
+    pg.add_argument("--pg-host", default=os.environ.get("PGHOST", "localhost"))
+    pg.add_argument("--pg-port", type=int, default=int(os.environ.get("PGPORT", "5432")))
+    pg.add_argument("--pg-database", default=os.environ.get("PGDATABASE", "postgres"))
+    pg.add_argument("--pg-user", default=os.environ.get("PGUSER", "postgres"))
+    pg.add_argument("--pg-password", default=None,
+                    help="prefer the PGPASSWORD environment variable: a command-line argument is visible to other users")
+    return parser.parse_args(argv)
+
+
+def default_duckdb_path(config: Mapping[str, Any]) -> Path:
+    """One file per LMS account, so that two accounts never share a state."""
+    provider = config.get("provider") if isinstance(config.get("provider"), Mapping) else {}
+    host = urlsplit(str(provider.get("base_url") or "")).hostname or "default"
+    name = re.sub(r"[^a-z0-9]+", "_", f"{provider.get('provider_type') or 'lms'}_{host}".lower()).strip("_")
+    return DATA_DIR / f"lms_{name}.duckdb"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except OSError as error:
+        raise SyncError(f"Cannot read the config file {path}: {error.strerror}.") from None
+    except json.JSONDecodeError as error:
+        raise SyncError(f"The config file {path} is not valid JSON: {error}.") from None
+    if not isinstance(config, dict):
+        raise SyncError(f"The config file {path} must hold a JSON object (see the README).")
+    return config
+
+
+# ---- PyAirbyte ----------------------------------------------------------------------------------------------
+def import_pyairbyte() -> Any:
+    # Offline mode: the connector is installed here, so PyAirbyte needs neither its connector registry nor its
+    # telemetry endpoint (both on the internet). A user may still turn them on by setting the variable to 0.
+    os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")
+    # Google's client libraries (pulled in by PyAirbyte's BigQuery cache) warn about Python versions on import.
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r".*Python version.*")
+    try:
+        import airbyte
+    except ImportError:
+        raise SyncError(
+            "PyAirbyte is not installed. Install the warehouse extra: pip install 'source-lms-enrollments[warehouse]'."
+        ) from None
+    return airbyte
+
+
+def connector_executable() -> str:
+    """The connector command of this environment (PyAirbyte runs it as a subprocess)."""
+    beside = Path(sys.executable).with_name(SOURCE_NAME)
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(SOURCE_NAME)
+    if not found:
+        raise SyncError(f"The `{SOURCE_NAME}` command is not installed: pip install 'source-lms-enrollments[warehouse]'.")
+    return found
+
+
+def make_cache(args: argparse.Namespace, duckdb_path: Path) -> Any:
+    if args.cache == "duckdb":
+        import_pyairbyte()
+        from airbyte.caches import DuckDBCache
+
+        duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        return DuckDBCache(db_path=duckdb_path, schema_name=args.schema, cache_dir=DATA_DIR / "pyairbyte")
+    password = args.pg_password if args.pg_password is not None else os.environ.get("PGPASSWORD")
+    if not password:
+        raise SyncError("--cache postgres needs a password: set PGPASSWORD (or --pg-password).")
+    import_pyairbyte()
+    from airbyte.caches import PostgresCache
+
+    return PostgresCache(
+        host=args.pg_host,
+        port=args.pg_port,
+        database=args.pg_database,
+        username=args.pg_user,
+        # PyAirbyte pastes the password into a connection URL as is; quoting keeps '@', '/' or ':' in it working.
+        password=quote(password, safe=""),
+        schema_name=args.schema,
+        cache_dir=DATA_DIR / "pyairbyte",
+    )
+
+
+def run_sync(config: Mapping[str, Any], cache: Any, full_refresh: bool = False) -> Any:
+    """Read every stream with the installed connector into `cache`: incremental from the cache's saved state."""
+    airbyte = import_pyairbyte()
+    source = airbyte.get_source(SOURCE_NAME, config=dict(config), local_executable=connector_executable(),
+                                streams=list(STREAMS))
+    # Every stream has the primary key `id`: merge keeps one row per id; a full refresh replaces the tables.
+    return source.read(cache=cache, write_strategy="replace" if full_refresh else "merge",
+                       force_full_refresh=full_refresh)
+
+
+# ---- the summary --------------------------------------------------------------------------------------------
+def table_marks(engine: Any, schema: str) -> dict[str, Any]:
+    """Per existing table, the latest `_airbyte_extracted_at`: rows extracted after it were read by the next run."""
+    import sqlalchemy
+
+    inspector = sqlalchemy.inspect(engine)
+    marks: dict[str, Any] = {}
+    with engine.connect() as connection:
+        for table in STREAMS:
+            if inspector.has_table(table, schema=schema):
+                marks[table] = connection.execute(
+                    sqlalchemy.text(f"SELECT max(_airbyte_extracted_at) FROM {schema}.{table}")
+                ).scalar()
+    return marks
+
+
+def table_counts(engine: Any, schema: str, before: Mapping[str, Any]) -> list[tuple[str, int, int, int]]:
+    """(table, rows, rows read by this run, duplicate ids) per table."""
+    import sqlalchemy
+
+    counts = []
+    with engine.connect() as connection:
+        for table in STREAMS:
+            rows, distinct = connection.execute(
+                sqlalchemy.text(f"SELECT count(*), count(DISTINCT id) FROM {schema}.{table}")
+            ).one()
+            mark = before.get(table)
+            if mark is None:
+                read = rows
+            else:
+                read = connection.execute(
+                    sqlalchemy.text(f"SELECT count(*) FROM {schema}.{table} WHERE _airbyte_extracted_at > :mark"),
+                    {"mark": mark},
+                ).scalar()
+            counts.append((table, rows, read, rows - distinct))
+    return counts
+
+
+def completion_by_course(engine: Any, schema: str) -> list[tuple[Any, ...]]:
+    import sqlalchemy
+
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(sqlalchemy.text(COMPLETION_BY_COURSE.format(schema=schema)))]
+
+
+def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(map(str, header))] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join("  " + line for line in lines)
+
+
+def summary(engine: Any, schema: str, before: Mapping[str, Any], where: str, seconds: float) -> str:
+    counts = table_counts(engine, schema, before)
+    lines = [f"Synced into {where} in {seconds:.1f} s.", "",
+             render_table(("table", "rows", "read this run", "duplicate ids"), counts)]
+    reread = [table for table, rows, read, _ in counts if before.get(table) is not None and rows and read == rows]
+    if reread:
+        lines.append(f"  ({', '.join(reread)}: every row read again; the provider's page in the README says which "
+                     "streams have no modification time and so are re-read by every sync)")
+    lines += ["", "Completion rate per course (top 10):",
+              render_table(("course", "learners", "completed", "completion %"), completion_by_course(engine, schema)),
+              "", "The query:", "  " + COMPLETION_BY_COURSE.replace("{schema}", schema).replace("\n", "\n  ")]
+    return "\n".join(lines)
+
+
+# ---- main ---------------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # PyAirbyte's progress lines, as they come, also into a pipe
+    try:
+        with ExitStack() as stack:
+            if args.demo:
+                config: dict[str, Any] | None = None
+                duckdb_path = args.duckdb_path or DEMO_DB
+            else:
+                config = read_config(args.config)
+                duckdb_path = args.duckdb_path or default_duckdb_path(config)
+            cache = make_cache(args, duckdb_path)
+            engine = cache.get_sql_engine()
+            before = {} if args.full_refresh else table_marks(engine, args.schema)
+            if config is None:
+                try:
+                    from integration_tests.sync_demo import demo_lms
+                except ImportError:
+                    raise SyncError("--demo runs the fake LMS server of a source checkout: run it from the repository "
+                                    "root (make sync), or pass --config.") from None
+                config, lines = stack.enter_context(demo_lms(change_some=bool(before)))
+                print("\n".join(lines), flush=True)
+            where = (f"DuckDB {duckdb_path} (schema {args.schema})" if args.cache == "duckdb"
+                     else f"Postgres {args.pg_host}:{args.pg_port}/{args.pg_database} (schema {args.schema})")
+            mode = ("full refresh" if args.full_refresh
+                    else "incremental from the saved state (--full-refresh reads everything)" if before else "first sync")
+            print(f"Syncing into {where}: {mode}.", flush=True)
+            started = time.monotonic()
+            run_sync(config, cache, full_refresh=args.full_refresh)
+            print(summary(engine, args.schema, before, where, time.monotonic() - started), flush=True)
+        return 0
+    except SyncError as error:
+        print(f"lms-enrollments-sync: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # PyAirbyte's errors carry the connector's message and its log file
+        airbyte_errors = sys.modules.get("airbyte.exceptions")
+        if airbyte_errors is not None and isinstance(error, airbyte_errors.PyAirbyteError):
+            print(f"lms-enrollments-sync: the sync failed; the connector's own messages are the ERROR lines above.\n{error}",
+                  file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
