@@ -10,17 +10,16 @@ ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.1.0@sha256:1d1aa21d34e8
 FROM ${BASE_IMAGE} AS builder
 WORKDIR /build
 COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >/requirements.txt
 COPY source_lms_enrollments ./source_lms_enrollments
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM ${BASE_IMAGE}
-# Dependencies first, in a layer only pyproject.toml invalidates: after a source change the image rebuilds in
-# seconds instead of downloading the CDK's dependencies again. --no-cache-dir: the base sets PIP_CACHE_DIR, and a
-# cache in a layer is dead weight.
-COPY pyproject.toml /tmp/pyproject.toml
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
- && pip install --no-cache-dir -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt /tmp/pyproject.toml
+# Dependencies first, in a layer only a change of the dependency list invalidates (the COPY is cached by content):
+# after a source or pyproject.toml edit the image rebuilds in seconds instead of downloading the CDK's dependencies
+# again. --no-cache-dir: the base sets PIP_CACHE_DIR, and a cache in a layer is dead weight.
+COPY --from=builder /requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY --from=builder /wheels /tmp/wheels
 # `spec` once: a package that does not import fails the build, not the first sync.
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \

@@ -23,7 +23,8 @@ from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
 from integration_tests.fake_lms import start_fake
 from integration_tests.harness import STREAMS, CliResult, catalog, run_cli
 
-pytestmark = pytest.mark.image_tests
+# One worker runs them all, so the image is built once per run (pyproject.toml: --dist loadgroup).
+pytestmark = [pytest.mark.image_tests, pytest.mark.xdist_group("image")]
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 # One tag per checkout: worktrees testing at the same time do not run each other's image.
