@@ -5,6 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --quiet --disable-pip-version-check
 CONFIG ?=
+IMAGE ?= airbyte/source-lms-enrollments:dev
+# Without a Docker engine `make image` uses shared/tools/container-check (rootful podman), found beside the checkout
+# (CI) or beside its parent folder (a worktree).
+CONTAINER_CHECK ?= $(firstword $(wildcard ../shared/tools/container-check ../../shared/tools/container-check))
 
 .PHONY: help venv sync test unit integration bench image clean fake
 
@@ -12,6 +16,7 @@ help:
 	@echo "make sync   sync into a local DuckDB file (the bundled fake TalentLMS unless CONFIG=path/to/config.json)"
 	@echo "make test   every test: unit tests and the connector's real entrypoint against the fake LMS server"
 	@echo "make fake   run the fake LMS server by hand (TalentLMS on 127.0.0.1:8080)"
+	@echo "make image  build the Docker image $(IMAGE) and run \`spec\` in it"
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +46,15 @@ integration: venv
 
 fake: venv
 	$(BIN)/python -m integration_tests.fake_lms talentlms --port 8080
+
+image:
+	@if docker info >/dev/null 2>&1; then \
+	  docker build -t $(IMAGE) . && docker run --rm $(IMAGE) spec >/dev/null && echo "built $(IMAGE); spec runs"; \
+	elif [ -n "$(CONTAINER_CHECK)" ]; then \
+	  CONTAINER_CHECK_IMAGE=$(IMAGE) $(CONTAINER_CHECK); \
+	else \
+	  echo "make image: needs a Docker engine (docker info fails) or shared/tools/container-check" >&2; exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -112,6 +112,12 @@ class CliResult:
     def errors(self) -> list[dict[str, Any]]:
         return [m["trace"]["error"] for m in self.of_type("TRACE") if m["trace"]["type"] == "ERROR"]
 
+    @classmethod
+    def of_process(cls, done: subprocess.CompletedProcess) -> "CliResult":
+        """The Airbyte messages a finished connector process printed (one JSON object a line)."""
+        messages = [json.loads(line) for line in map(str.strip, done.stdout.splitlines()) if line.startswith("{")]
+        return cls(done.returncode, messages, done.stderr, done.stdout)
+
 
 def connector_command() -> list[str]:
     """The installed console script of this environment (the real entrypoint a user runs)."""
@@ -133,10 +139,4 @@ def run_cli(args: list[str], tmp_path: Path, config: Mapping[str, Any] | None = 
     if state is not None:
         (tmp_path / "state.json").write_text(json.dumps(state))
         argv += ["--state", str(tmp_path / "state.json")]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    messages = []
-    for line in done.stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            messages.append(json.loads(line))
-    return CliResult(done.returncode, messages, done.stderr, done.stdout)
+    return CliResult.of_process(subprocess.run(argv, capture_output=True, text=True, timeout=timeout))

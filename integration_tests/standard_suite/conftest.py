@@ -55,7 +55,9 @@ def pytest_collection_modifyitems(config, items):
     On machines with only the docker client (this project's CI image), they are skipped with that reason;
     the image itself is built and run with podman by integration_tests/test_image.py.
     """
-    image_tests = [item for item in items if "image_tests" in item.keywords]
+    # Only this folder's items: the hook sees the whole session, and test_image.py shares the marker.
+    here = Path(__file__).resolve().parent
+    image_tests = [item for item in items if "image_tests" in item.keywords and here in item.path.resolve().parents]
     if not image_tests or docker_engine_answers():
         return
     reason = ("no Docker engine answers `docker info` here (only the docker client is installed); "
