@@ -113,6 +113,22 @@ def _positive_int(config: Mapping[str, Any], field: str, default: int | None) ->
     return value
 
 
+def request_budget(per_minute: int | None, per_second: int | None) -> APIBudget | None:
+    """A moving-window budget for the user's per-minute cap and the provider's per-second limit, or None.
+
+    The CDK's policy wants rates in ascending order of both interval and limit; a per-minute cap no larger than
+    the per-second limit already implies it, so only the minute rate is kept then.
+    """
+    rates = []
+    if per_second and not (per_minute and per_minute <= per_second):
+        rates.append(Rate(per_second, timedelta(seconds=1)))
+    if per_minute:
+        rates.append(Rate(per_minute, timedelta(minutes=1)))
+    if not rates:
+        return None
+    return APIBudget(policies=[MovingWindowCallRatePolicy(rates=rates, matchers=[])])
+
+
 class LmsProvider(ABC):
     """One LMS: its entry in the spec's `provider` oneOf, its auth, its check, its three streams."""
 
@@ -128,16 +144,15 @@ class LmsProvider(ABC):
     # Parent items (courses) read at once by a fan-out stream unless the config says `max_concurrency`; a provider
     # with a tight rate limit lowers it.
     default_concurrency: ClassVar[int] = 4
+    # Requests per second the connector keeps under, for a provider that documents a per-second limit and answers
+    # 429 above it (e.g. Northpass, 10/s): pacing is cheaper than a 429 and its backoff.
+    max_requests_per_second: ClassVar[Optional[int]] = None
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = LmsConfig(config, type(self))
         self.authenticator = self.make_authenticator()
-        # One budget per provider, shared by all its streams and threads: the user's request-rate cap.
-        self.api_budget = (
-            APIBudget(policies=[MovingWindowCallRatePolicy(rates=[Rate(self.config.requests_per_minute, timedelta(minutes=1))], matchers=[])])
-            if self.config.requests_per_minute
-            else None
-        )
+        # One budget per provider, shared by all its streams and threads.
+        self.api_budget = request_budget(self.config.requests_per_minute, self.max_requests_per_second)
 
     @classmethod
     def spec_entry(cls) -> dict[str, Any]:

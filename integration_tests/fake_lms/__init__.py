@@ -6,6 +6,7 @@ from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
 from .canvas import CanvasApp
 from .ispring_learn import IspringLearnApp
 from .docebo import DoceboApp
+from .northpass import NorthpassApp
 from .talentlms import TalentLmsApp
 from .truto import TrutoApp
 
@@ -19,6 +20,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         DoceboApp,
         TrutoApp,
         BindbeeApp,
+        NorthpassApp,
     )
 }
 
