@@ -147,3 +147,15 @@ def test_a_cursor_lag_keeps_the_cursor_behind_the_read_start(monkeypatch):
 
 def test_without_a_lag_the_cursor_is_the_latest_emitted():
     assert read_all(stream_with())[1][-1] == {"updated_at": "2024-03-20T00:00:00Z"}
+def test_request_budget_combines_the_users_cap_with_the_providers_per_second_limit():
+    from source_lms_enrollments.base import request_budget
+
+    def rates(budget):  # (limit, interval in ms) as the CDK's policy holds them
+        return [(rate.limit, rate.interval) for rate in budget._policies[0]._bucket.rates]  # noqa: SLF001
+
+    assert request_budget(None, None) is None
+    assert rates(request_budget(None, 9)) == [(9, 1000)]
+    assert rates(request_budget(120, None)) == [(120, 60000)]
+    assert rates(request_budget(120, 9)) == [(9, 1000), (120, 60000)]
+    # A minute cap no larger than the second limit already implies it (and the CDK wants ascending limits).
+    assert rates(request_budget(5, 9)) == [(5, 60000)]

@@ -72,8 +72,14 @@ class NorthpassStream(LmsStream):
 
     def next_page_token(self, response: requests.Response) -> dict[str, str] | None:
         params = next_page_params(self._body(response))
-        if params is not None and params.get("page") is not None and params["page"] == _page_of(response):
-            raise self.malformed(response, f"links.next points at the page just read (page {params['page']}); refusing to loop")
+        if params is None:
+            return None
+        # A link without `page` is page 1 (the documented links leave it out there). Pages only move forward: a
+        # `next` at or before the page just read would loop forever.
+        params.setdefault("page", "1")
+        current = _page_of(response)
+        if params["page"].isdigit() and current.isdigit() and int(params["page"]) <= int(current):
+            raise self.malformed(response, f"links.next points back to page {params['page']} after page {current}; refusing to loop")
         return params
 
     def describe_error(self, response: requests.Response) -> str | None:
