@@ -51,6 +51,7 @@ def jsonapi_error(status: int, title: str, detail: str | None = None) -> FakeRes
 
 class NorthpassApp(FakeProviderApp):
     name = "northpass"
+    stream_paths = {"users": "/v2/people", "courses": "/v2/courses", "course_enrollments": "/enrollments"}
 
     def __init__(self, data: Dataset, api_key: str = API_KEY, rate_limit_per_second: int | str | None = 10,
                  links_keep_limit: bool | str = False, **options: Any) -> None:
