@@ -98,12 +98,15 @@ def test_the_fake_answers_429_above_ten_requests_a_second(fake):
     assert limited[0].json()["errors"][0]["status"] == "429" and "Retry-After" not in limited[0].headers
 
 
-def test_a_sync_stays_under_ten_requests_a_second():
+def test_a_sync_stays_under_ten_requests_a_second(tmp_path):
+    # The connector runs as its own process (the installed command), so that the fake's clock is not skewed by the
+    # connector's work under the same interpreter lock.
     with start_fake("northpass", users=40, courses=30, enrollments=120) as server:
         started = time.monotonic()
-        output = run_read(server.config(), mode=SyncMode.full_refresh)
+        result = run_cli(["read"], tmp_path, config=server.config(), catalog_obj=catalog(SyncMode.full_refresh))
         elapsed = time.monotonic() - started
-        assert not output.errors
+        assert result.returncode == 0, result.errors()
+        assert {r["id"] for r in result.records("course_enrollments")} == server.app.expected_ids()["course_enrollments"]
         calls = len(server.requests)
         assert calls >= 34  # 2 x people, 2 x courses, 30 enrollment lists
         assert server.app.rate_limited_count == 0  # never answered 429

@@ -154,8 +154,10 @@ def test_request_budget_combines_the_users_cap_with_the_providers_per_second_lim
         return [(rate.limit, rate.interval) for rate in budget._policies[0]._bucket.rates]  # noqa: SLF001
 
     assert request_budget(None, None) is None
-    assert rates(request_budget(None, 9)) == [(9, 1000)]
+    assert rates(request_budget(None, 8)) == [(1, 125)]  # evenly spaced, not bursts of 8
     assert rates(request_budget(120, None)) == [(120, 60000)]
-    assert rates(request_budget(120, 9)) == [(9, 1000), (120, 60000)]
-    # A minute cap no larger than the second limit already implies it (and the CDK wants ascending limits).
-    assert rates(request_budget(5, 9)) == [(5, 60000)]
+    assert rates(request_budget(120, 8)) == [(1, 125), (120, 60000)]
+    # A cap another one implies is left out (the CDK's policy wants ascending limits and non-ascending rates).
+    assert rates(request_budget(1, 8)) == [(1, 60000)]
+    assert rates(request_budget(480, 8)) == [(1, 125)]
+    assert rates(request_budget(6000, 8)) == [(1, 125)]
