@@ -147,6 +147,8 @@ def test_a_cursor_lag_keeps_the_cursor_behind_the_read_start(monkeypatch):
 
 def test_without_a_lag_the_cursor_is_the_latest_emitted():
     assert read_all(stream_with())[1][-1] == {"updated_at": "2024-03-20T00:00:00Z"}
+
+
 def test_request_budget_combines_the_users_cap_with_the_providers_per_second_limit():
     from source_lms_enrollments.base import request_budget
 
