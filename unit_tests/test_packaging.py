@@ -89,7 +89,8 @@ def test_dockerfile_builds_on_the_base_image_metadata_names(metadata, dockerfile
 
 
 def test_image_entrypoint_is_the_console_script(metadata, project, dockerfile):
-    (command,) = project["scripts"]
+    # The connector's own script (the package also installs lms-enrollments-sync, the warehouse path).
+    (command,) = [name for name, target in project["scripts"].items() if target == "source_lms_enrollments.run:run"]
     assert re.search(rf'^ENV AIRBYTE_ENTRYPOINT="{command}"$', dockerfile, re.M)
     assert re.search(rf'^ENTRYPOINT \["{command}"\]$', dockerfile, re.M)
     assert re.search(rf'io\.airbyte\.name="{metadata["dockerRepository"]}"', dockerfile)
