@@ -5,6 +5,7 @@ from .bindbee import Bindbee
 from .canvas import Canvas
 from .ispring_learn import IspringLearn
 from .docebo import Docebo
+from .moodle import Moodle
 from .talentlms import TalentLms
 from .truto import Truto
 
@@ -17,5 +18,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Docebo,
         Truto,
         Bindbee,
+        Moodle,
     )
 }
