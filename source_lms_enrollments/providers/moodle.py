@@ -107,11 +107,7 @@ class Moodle(LmsProvider):
 
     def check(self) -> None:
         super().check()  # a wrong token, an unreachable or non-Moodle host fail here
-        missing = [f for f in REQUIRED_FUNCTIONS if not self.has_function(f)]
-        if missing:
-            raise config_error(self.missing_functions_message(missing))
-        for function in OPTIONAL_FUNCTIONS:
-            self.has_function(function)  # logs which optional data the token's service leaves out
+        self.require_functions()
 
     # ---- what the token's service allows, read once per sync ----------------------------------------------------
     @property
@@ -137,10 +133,12 @@ class Moodle(LmsProvider):
         return False
 
     def require_functions(self) -> None:
-        """Fail a read early, naming every required function the token's service lacks."""
+        """Fail a read early, naming every required function the token's service lacks; say what optional ones leave null."""
         missing = [f for f in REQUIRED_FUNCTIONS if f != SITE_INFO and not self.has_function(f)]
         if missing:
             raise config_error(self.missing_functions_message(missing))
+        for function in OPTIONAL_FUNCTIONS:
+            self.has_function(function)
 
     def missing_functions_message(self, missing: list[str]) -> str:
         service = "the token's external service"
