@@ -49,6 +49,11 @@ def exception(errorcode: str, message: str, kind: str = "moodle_exception", debu
 
 class MoodleApp(FakeProviderApp):
     name = "moodle"
+    # Every call is server.php: a stream's main call is told apart by its function, in the query.
+    stream_paths = {"users": "wsfunction=core_user_get_users", "courses": "wsfunction=core_course_get_courses",
+                    "course_enrollments": "wsfunction=core_enrol_get_enrolled_users"}
+    endpoint_names = {"users": "core_user_get_users", "courses": "core_course_get_courses",
+                      "course_enrollments": "core_enrol_get_enrolled_users"}
 
     def __init__(self, data: Dataset, token: str = TOKEN, withhold: str | tuple[str, ...] = (), version: str = SITE_VERSION, **options: Any) -> None:
         super().__init__(data, **options)

@@ -77,6 +77,9 @@ class FakeProviderApp:
     name = "base"
     # The path (or a distinctive part of it) of each unified stream's main endpoint, for targeted faults.
     stream_paths: dict[str, str] = {}
+    # How the connector's errors name each stream's main call when not by its path (" /..."): a one-endpoint API
+    # such as Moodle's server.php is named by its function.
+    endpoint_names: dict[str, str] = {}
 
     def __init__(self, data: Dataset, **options: Any) -> None:
         self.data = data

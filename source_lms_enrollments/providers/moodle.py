@@ -15,6 +15,7 @@ Facts: ../shared/docs/providers-moodle-canvas.md §1 and §3.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, ClassVar, Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, urlsplit
 
@@ -410,7 +411,10 @@ class MoodleCourseEnrollments(MoodleEnrolledUsers):
         self._users_courses = MoodleUsersCourses(provider)
         self._completion = MoodleCompletionStatus(provider)
         self._grades = MoodleGradeItems(provider)
-        self._progress: dict[str, dict[str, Mapping[str, Any]]] = {}  # user id -> course id -> users_courses row
+        # user id -> course id -> users_courses row; courses are read on several threads (base fan-out), so each
+        # user's call is made once, by whichever thread asks first.
+        self._progress: dict[str, _Once] = {}
+        self._progress_lock = threading.Lock()
 
     def partitions(self) -> Iterable[dict[str, Any]]:
         self.provider.require_functions()
@@ -459,16 +463,32 @@ class MoodleCourseEnrollments(MoodleEnrolledUsers):
     def _progress_of(self, user_id: str, course_id: str) -> Mapping[str, Any] | None:
         if not self.provider.has_function(USERS_COURSES):
             return None
-        if user_id not in self._progress:
-            # One call per learner gives every course they are actively enrolled in: kept for their other courses.
-            self._progress[user_id] = {str(c["id"]): c for c in self._users_courses.records_of_slice(SyncMode.full_refresh, {"user_id": user_id})}
-        return self._progress[user_id].get(course_id)
+        with self._progress_lock:
+            once = self._progress.setdefault(user_id, _Once())
+        # One call per learner gives every course they are actively enrolled in: kept for their other courses.
+        courses = once.get(lambda: {str(c["id"]): c for c in self._users_courses.records_of_slice(SyncMode.full_refresh, {"user_id": user_id})})
+        return courses.get(course_id)
 
     def _completed_at(self, user_id: str, course_id: str) -> str | None:
         if not self.provider.has_function(COMPLETION_STATUS):
             return None
         status = next(iter(self._completion.records_of_slice(SyncMode.full_refresh, {"course_id": course_id, "user_id": user_id})), None)
         return completion_time(status)
+
+
+class _Once:
+    """A value computed once, by the first thread that asks; the others wait for it (a failure is retried by the next)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._done = False
+
+    def get(self, compute: Any) -> Any:
+        with self._lock:
+            if not self._done:
+                self._value, self._done = compute(), True
+            return self._value
 
 
 # ---- mappers: documented-shape payloads in, unified records out -----------------------------------------------------
