@@ -144,7 +144,8 @@ def test_malformed_payload_is_a_clear_error_not_a_silent_drop(fake, stream, tmp_
     assert result.returncode != 0
     errors = result.errors()
     assert errors and errors[0]["failure_type"] == "system_error"
-    assert PROVIDERS[fake.app.name].title in errors[0]["message"] and " /" in errors[0]["message"], errors[0]["message"]
+    named = fake.app.endpoint_names.get(stream, " /")
+    assert PROVIDERS[fake.app.name].title in errors[0]["message"] and named in errors[0]["message"], errors[0]["message"]
     assert_no_secret(fake, result.stdout, result.stderr)
 
 

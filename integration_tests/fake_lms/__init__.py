@@ -2,6 +2,7 @@
 
 from .bindbee import BindbeeApp
 from .dataset import Dataset
+from .moodle import MoodleApp
 from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
 from .canvas import CanvasApp
 from .ispring_learn import IspringLearnApp
@@ -21,6 +22,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         TrutoApp,
         BindbeeApp,
         NorthpassApp,
+        MoodleApp,
     )
 }
 

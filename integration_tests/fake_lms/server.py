@@ -63,7 +63,7 @@ class FakeResponse:
 class Fault:
     kind: str  # rate_limit | error | slow | malformed | drop | truncate | not_found
     count: int
-    match: str = ""  # only requests whose path contains this
+    match: str = ""  # only requests whose path, or path?query, contains this (one-endpoint APIs name the call in the query)
     every: int = 1  # hit every Nth matching request (a storm), `count` times in all
     seen: int = 0
     status: int = 500
@@ -77,6 +77,9 @@ class FakeProviderApp:
     name = "base"
     # The path (or a distinctive part of it) of each unified stream's main endpoint, for targeted faults.
     stream_paths: dict[str, str] = {}
+    # How the connector's errors name each stream's main call when not by its path (" /..."): a one-endpoint API
+    # such as Moodle's server.php is named by its function.
+    endpoint_names: dict[str, str] = {}
 
     def __init__(self, data: Dataset, **options: Any) -> None:
         self.data = data
@@ -229,10 +232,10 @@ class FakeLmsServer:
         return [path for _, path, _ in self.requests]
 
     # ---- serving ------------------------------------------------------------------------------------------------
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, target: str = "") -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if fault.count > 0 and fault.match in path:
+                if fault.count > 0 and (fault.match in path or fault.match in target):
                     fault.seen += 1
                     if fault.seen % fault.every == 0:
                         fault.count -= 1
@@ -251,7 +254,7 @@ class FakeLmsServer:
             self.requests.append((method, parts.path, request.query))
         if self.latency:
             time.sleep(self.latency)
-        fault = self._take_fault(parts.path)
+        fault = self._take_fault(parts.path, handler.path)
         if fault is not None and fault.kind == "drop":
             handler.close_connection = True
             handler.connection.close()

@@ -6,6 +6,7 @@ from .canvas import Canvas
 from .ispring_learn import IspringLearn
 from .docebo import Docebo
 from .northpass import Northpass
+from .moodle import Moodle
 from .talentlms import TalentLms
 from .truto import Truto
 
@@ -19,5 +20,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Truto,
         Bindbee,
         Northpass,
+        Moodle,
     )
 }
