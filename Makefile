@@ -17,6 +17,7 @@ help:
 	@echo "make test   every test: unit tests and the connector's real entrypoint against the fake LMS server"
 	@echo "make fake   run the fake LMS server by hand (TalentLMS on 127.0.0.1:8080)"
 	@echo "make image  build the Docker image $(IMAGE) and run \`spec\` in it"
+	@echo "make bench  figures: the connector against a plain floor script and its peers on the same fake data (minutes; BENCH_ARGS=--help)"
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +56,12 @@ image:
 	else \
 	  echo "make image: needs a Docker engine (docker info fails) or shared/tools/container-check" >&2; exit 1; \
 	fi
+
+# Not part of `make test`: it prints figures, it asserts nothing. Peers go into their own venvs under bench/.peers/.
+BENCH_ARGS ?=
+bench: venv
+	$(BIN)/python bench/peers.py install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

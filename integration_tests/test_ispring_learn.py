@@ -103,7 +103,7 @@ def test_every_page_is_read_once_by_token():
 
 def test_a_sync_outliving_its_token_renews_it_ahead_of_expiry():
     # Tokens live 1.5 s and say so: the connector renews them before they expire, so no call is ever refused.
-    with start_fake("ispring_learn", max_page_size=5, latency_ms=60, token_ttl=1.5, **SIZES) as server:
+    with start_fake("ispring_learn", max_page_size=5, latency_ms=120, token_ttl=1.5, **SIZES) as server:
         started = time.monotonic()
         output = run_read(server.config(), mode=SyncMode.full_refresh)
         elapsed = time.monotonic() - started

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+import queue
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, MutableMapping, Optional
@@ -45,6 +46,10 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 # requests keeps 10 connections per host on an http:// adapter (cdk-notes.md §2): more threads than that would
 # open and discard connections, so the fan-out stops there.
 MAX_CONCURRENCY = 10
+# A fan-out partition hands its records to the reading thread in chunks of this many, at most this many chunks
+# ahead: small enough to bound memory, large enough that the queue costs nothing per record.
+CHUNK_RECORDS = 100
+CHUNKS_BUFFERED = 4
 
 
 def config_error(message: str) -> AirbyteTracedException:
@@ -395,29 +400,69 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         yield from HttpStream.read_records(self, sync_mode, None, stream_slice, None)
 
     def _read_fan_out(self, sync_mode: SyncMode) -> Iterator[Mapping[str, Any]]:
-        """Read the partitions on a bounded thread pool; records come out in partition order, as each completes.
+        """Read the partitions on a bounded thread pool; records come out in partition order, as they arrive.
 
         A small pool here rather than the CDK's concurrent framework: its cursor cannot keep our per-stream
-        `updated_at` state over per-parent partitions (cdk-notes.md §4). At most 2 × `concurrency` partitions are
-        in flight or buffered, so memory stays bounded whatever the number of parents. The request-rate cap
-        (APIBudget) and the HTTP client are shared by the threads. The cursor still commits only after the last
-        partition, in `read_records`.
+        `updated_at` state over per-parent partitions (cdk-notes.md §4). Each partition hands its records over in
+        chunks through its own bounded queue: the oldest partition's records stream out while its later pages are
+        still being read, and a partition that runs ahead waits once its queue is full. So memory stays bounded by
+        `concurrency` × CHUNKS_BUFFERED × CHUNK_RECORDS records, whatever the size of a parent or the number of
+        parents. Partitions start in order, so the oldest one is always running or done and the wait always ends.
+        The request-rate cap (APIBudget) and the HTTP client are shared by the threads. The cursor still commits
+        only after the last partition, in `read_records`.
         """
         window = self.concurrency
         pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix=f"{self.name}-fan-out")
-        pending: deque = deque()
+        stop = threading.Event()
+        pending: deque[queue.Queue] = deque()
         try:
             for partition in self.partitions():
-                pending.append(pool.submit(self._partition_records, sync_mode, partition))
-                if len(pending) >= 2 * window:
-                    yield from pending.popleft().result()
+                chunks: queue.Queue = queue.Queue(maxsize=CHUNKS_BUFFERED)
+                pool.submit(self._fill_partition, sync_mode, partition, chunks, stop)
+                pending.append(chunks)
+                if len(pending) >= 2 * window:  # keep the pool busy: the next partitions are queued already
+                    yield from self._drain(pending.popleft())
             while pending:
-                yield from pending.popleft().result()
+                yield from self._drain(pending.popleft())
         finally:
+            stop.set()  # a failed or closed read: partitions waiting on a full queue give up
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _partition_records(self, sync_mode: SyncMode, partition: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        return list(self.records_of_slice(sync_mode, partition))
+    def _fill_partition(self, sync_mode: SyncMode, partition: Mapping[str, Any], chunks: queue.Queue, stop: threading.Event) -> None:
+        """Runs on a pool thread: the partition's records in chunks, then None; an exception is handed over as it is."""
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    chunks.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            chunk: list[Mapping[str, Any]] = []
+            for record in self.records_of_slice(sync_mode, partition):
+                chunk.append(record)
+                if len(chunk) >= CHUNK_RECORDS:
+                    if not put(chunk):
+                        return
+                    chunk = []
+            if chunk and not put(chunk):
+                return
+            put(None)
+        except BaseException as error:  # noqa: BLE001 (re-raised on the reading thread, in partition order)
+            put(error)
+
+    @staticmethod
+    def _drain(chunks: queue.Queue) -> Iterator[Mapping[str, Any]]:
+        while True:
+            item = chunks.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
 
     def _commit(self) -> None:
         pending = self._pending

@@ -30,6 +30,8 @@ _DURATION_RE = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?
 _ISO_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?)?\s*(Z|z|UTC|[+-]\d{2}:?\d{2})?$"
 )
+# The unified shape itself, as many APIs already write it: returned as it is (the hot path of most mappers).
+_UNIFIED_RE = re.compile(r"\d{4}-(?!00)\d{2}-(?!00)\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
 def epoch_to_iso(value: Any) -> str | None:
@@ -65,6 +67,8 @@ def iso_to_iso(value: Any) -> str | None:
         return None
     if isinstance(value, (int, float)):
         return epoch_to_iso(value)
+    if _UNIFIED_RE.fullmatch(value) and not value.startswith("0000"):
+        return value
     match = _ISO_RE.match(value.strip())
     if not match:
         raise ValueError(f"not an ISO 8601 timestamp: {value!r}")

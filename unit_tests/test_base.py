@@ -1,12 +1,14 @@
 """The shared base: config validation, state parsing, client-side filtering and the no-loss cursor."""
 
+import threading
+import time
 from typing import Any, Iterable, Mapping
 
 import pytest
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_lms_enrollments.base import LmsProvider, LmsStream, checked_base_url
+from source_lms_enrollments.base import CHUNK_RECORDS, CHUNKS_BUFFERED, LmsProvider, LmsStream, checked_base_url
 
 
 class ToyProvider(LmsProvider):
@@ -76,6 +78,59 @@ def test_a_concurrent_fan_out_is_one_slice_that_commits_at_its_end():
     emitted, states = read_all(stream_with({"updated_at": "2024-03-05T00:00:00Z"}, max_concurrency=3))
     assert emitted == ["1", "2", "4"]  # partition order is kept
     assert states == [{"updated_at": "2024-03-20T00:00:00Z"}]
+
+
+class BigParentsStream(ToyStream):
+    """Parents of 5,000 records each; counts what its partitions have produced so far."""
+
+    produced = 0
+
+    def partitions(self):
+        yield from ({"parent": key} for key in ("a", "b", "c", "d"))
+
+    def records_of_slice(self, sync_mode, stream_slice):
+        if stream_slice["parent"] == "c" and self.provider.pages.get("fail"):
+            raise RuntimeError("parent c broke")
+        for number in range(5000):
+            type(self).produced += 1
+            yield {"id": f"{stream_slice['parent']}{number}", "updated_at": None}
+
+
+def big_stream(**pages) -> BigParentsStream:
+    BigParentsStream.produced = 0
+    provider = ToyProvider({"provider": {"provider_type": "toy", "base_url": "https://toy.example.com"}, "max_concurrency": 3}, pages)
+    return BigParentsStream(provider)
+
+
+def test_a_fan_out_streams_a_parent_while_reading_it_and_buffers_a_bounded_number_of_records():
+    stream = big_stream()
+    records = stream.read_records(SyncMode.full_refresh, stream_slice={"fan_out": True, "is_last_slice": True})
+    assert next(iter(records))["id"] == "a0"
+    time.sleep(0.5)  # let every partition run as far ahead as it may
+    # Each running partition holds at most its queue plus the chunk it is filling: never a whole parent.
+    assert BigParentsStream.produced <= 3 * (CHUNKS_BUFFERED + 2) * CHUNK_RECORDS < 20000
+    assert sum(1 for _ in records) == 19999
+
+
+def test_a_fan_out_raises_a_partition_error_in_order_and_leaves_no_thread_behind():
+    stream = big_stream(fail=True)
+    before = threading.active_count()
+    ids = []
+    with pytest.raises(RuntimeError, match="parent c broke"):
+        for record in stream.read_records(SyncMode.full_refresh, stream_slice={"fan_out": True, "is_last_slice": True}):
+            ids.append(record["id"])
+    assert len(ids) == 10000 and ids[-1] == "b4999"  # every record of the parents before it came out first
+    assert threading.active_count() == before
+
+
+def test_a_fan_out_closed_early_stops_its_partitions():
+    stream = big_stream()
+    records = stream.read_records(SyncMode.full_refresh, stream_slice={"fan_out": True, "is_last_slice": True})
+    next(iter(records))
+    assert [t for t in threading.enumerate() if "fan-out" in t.name]  # the pool was running
+    records.close()
+    # Only this stream's pool threads: other tests' servers may end their own threads meanwhile.
+    assert not [t for t in threading.enumerate() if "fan-out" in t.name]
 
 
 def test_a_resume_from_any_state_message_loses_nothing():

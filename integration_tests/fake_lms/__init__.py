@@ -28,10 +28,10 @@ APPS: dict[str, type[FakeProviderApp]] = {
 
 
 def start_fake(provider: str, users: int = 50, courses: int = 10, enrollments: int | None = None, seed: int = 7,
-               port: int = 0, latency_ms: float = 0.0, **options) -> FakeLmsServer:
+               port: int = 0, latency_ms: float = 0.0, cache: bool = False, **options) -> FakeLmsServer:
     """Build the dataset, start the provider's fake on 127.0.0.1 and return the running server."""
     data = Dataset(users=users, courses=courses, enrollments=enrollments, seed=seed)
-    return FakeLmsServer(APPS[provider](data, **options), port=port, latency_ms=latency_ms).start()
+    return FakeLmsServer(APPS[provider](data, **options), port=port, latency_ms=latency_ms, cache=cache).start()
 
 
 __all__ = ["APPS", "Dataset", "FakeLmsServer", "FakeProviderApp", "FakeRequest", "FakeResponse", "start_fake"]

@@ -24,12 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--enrollments", type=int, default=None, help="default: two per user")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    parser.add_argument("--cache", action="store_true", help="replay each GET's first successful answer (benchmarks: keeps the fake's rendering out of a client's timing)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="provider fake option, e.g. date_format=MMDDYYYY")
     parser.add_argument("--config-out", help="write a connector config for this fake to this path")
     args = parser.parse_args(argv)
     options = dict(item.split("=", 1) for item in args.option)
     server = start_fake(args.provider, users=args.users, courses=args.courses, enrollments=args.enrollments,
-                        seed=args.seed, port=args.port, latency_ms=args.latency_ms, **options)
+                        seed=args.seed, port=args.port, latency_ms=args.latency_ms, cache=args.cache, **options)
     if args.config_out:
         with open(args.config_out, "w") as handle:
             json.dump(server.config(), handle, indent=2)

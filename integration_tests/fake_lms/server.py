@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from .dataset import Course, Dataset, Enrollment, Person
 
@@ -165,9 +165,12 @@ def cursor_page(items: list[Any], cursor: str | None, size: int) -> tuple[list[A
 
 
 class FakeLmsServer:
-    def __init__(self, app: FakeProviderApp, port: int = 0, latency_ms: float = 0.0) -> None:
+    def __init__(self, app: FakeProviderApp, port: int = 0, latency_ms: float = 0.0, cache: bool = False) -> None:
         self.app = app
         self.latency = latency_ms / 1000.0
+        # Benchmarks only: replay each successful GET's first answer (same path, query and credentials), so that
+        # the fake's own rendering does not weigh on a client's timing. Data changes (`touch`) are then not seen.
+        self._cache: dict[tuple[str, tuple[tuple[str, str], ...], str], FakeResponse] | None = {} if cache else None
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -175,6 +178,9 @@ class FakeLmsServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle on, the body waits for the client's delayed ACK of
+            # the headers (about 40 ms a request on Linux loopback), which would swamp every timing.
+            disable_nagle_algorithm = True
 
             def log_message(self, *_: Any) -> None:  # quiet
                 pass
@@ -270,10 +276,18 @@ class FakeLmsServer:
             if fault.retry_after is not None:
                 response.headers["Retry-After"] = str(int(fault.retry_after))
             return self._write(handler, response)
-        try:
-            response = self.app.handle(request)
-        except Exception as error:  # a bug in a fake must show, not hang the client
-            response = FakeResponse(500, {"fake_error": repr(error)})
+        key = (parts.path, tuple(sorted(parse_qsl(parts.query, keep_blank_values=True))), request.headers.get("authorization", ""))
+        cached = self._cache.get(key) if self._cache is not None and method == "GET" else None
+        if cached is not None:
+            response = cached
+        else:
+            try:
+                response = self.app.handle(request)
+            except Exception as error:  # a bug in a fake must show, not hang the client
+                response = FakeResponse(500, {"fake_error": repr(error)})
+            if self._cache is not None and method == "GET" and response.status == 200:
+                response = FakeResponse(response.status, response.encoded(), response.headers, response.content_type)
+                self._cache[key] = response
         if fault is not None and fault.kind == "truncate":
             return self._write(handler, response, truncate=True)
         if fault is not None and fault.kind == "malformed" and response.status == 200:

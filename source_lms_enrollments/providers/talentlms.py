@@ -366,16 +366,19 @@ def is_learner_row(row: Mapping[str, Any]) -> bool:
 
 def enrollment_status(row: Mapping[str, Any], now: str) -> str:
     """The TalentLMS rules of providers doc §4.2, top to bottom; the first match wins."""
+    return _status(row, now, epoch_to_iso(row.get("completed_on_timestamp")), to_number(row.get("completion_percentage")), _time_spent(row))
+
+
+def _status(row: Mapping[str, Any], now: str, completed_at: str | None, percent: int | float | None, time_spent: int | None) -> str:
+    # The row's converted values come in from the mapper, which needs them too: each is computed once per record.
     completion = str(row.get("completion_status") or "").strip().lower()
-    percent = to_number(row.get("completion_percentage"))
-    if completion == "completed" or epoch_to_iso(row.get("completed_on_timestamp")):
+    if completion == "completed" or completed_at:
         return "completed"
     if completion in ("failed", "not_passed", "not passed"):
         return "failed"
     expired = epoch_to_iso(row.get("expired_on_timestamp"))
     if expired is not None and expired <= now:
         return "expired"
-    time_spent = _time_spent(row)
     if (percent is not None and percent > 0) or (completion == "incomplete" and time_spent):
         return "in_progress"
     if completion in ("not_attempted", "incomplete") or percent == 0:
@@ -398,6 +401,9 @@ def to_course_enrollment(
     """A `course.users[]` row of GET /courses/id:{id}; `person` is the /users join (the row's name is abbreviated)."""
     user_id, course_id = str(row["id"]), str(course["id"])
     enrolled_at = epoch_to_iso(row.get("enrolled_on_timestamp"))
+    completed_at = epoch_to_iso(row.get("completed_on_timestamp"))
+    percent = to_number(row.get("completion_percentage"))
+    time_spent = _time_spent(row)
     unit_url = to_str(row.get("last_accessed_unit_url"))
     return {
         "id": f"{user_id}:{course_id}",
@@ -407,15 +413,15 @@ def to_course_enrollment(
             "emails": person["emails"] if person else [],
         },
         "course": {"id": course_id, "title": to_str(course.get("name"))},
-        "status": enrollment_status(row, now),
+        "status": _status(row, now, completed_at, percent, time_spent),
         "assigned_at": None,  # v1 has one enrolled_on, whether self- or admin-enrolled is unknowable
         "due_at": None,  # v1 has no due date; expired_on is access expiry
         "enrolled_at": enrolled_at,
         "started_at": None,
         "last_activity_at": None,
-        "completed_at": epoch_to_iso(row.get("completed_on_timestamp")),
-        "progress_percent": to_percent(row.get("completion_percentage")),
-        "time_spent_seconds": _time_spent(row),
+        "completed_at": completed_at,
+        "progress_percent": to_percent(percent),
+        "time_spent_seconds": time_spent,
         "score": None,  # course-level score is not in v1 course rows
         "is_mandatory": None,
         "assigned_by": None,
