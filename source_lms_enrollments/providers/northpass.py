@@ -168,11 +168,7 @@ class NorthpassCourseEnrollments(NorthpassStream):
         self._people: dict[str, dict[str, Any]] = {}
 
     def partitions(self) -> Iterable[dict[str, Any]]:
-        # Only id -> {id, name, emails} is kept for the join: the smallest table the records need.
-        self._people = {
-            user["id"]: {"id": user["id"], "name": user["name"], "emails": user["emails"]}
-            for user in NorthpassUsers(self.provider).records_of_slice(SyncMode.full_refresh, {})
-        }
+        self._people = self.person_directory(NorthpassUsers(self.provider))
         for course in NorthpassCourses(self.provider).records_of_slice(SyncMode.full_refresh, {}):
             yield {"course_id": course["id"], "course_title": course["title"]}
 

@@ -203,11 +203,7 @@ class TalentLmsCourseEnrollments(TalentLmsStream):
         self._people: dict[str, dict[str, Any]] = {}
 
     def partitions(self) -> Iterable[dict[str, Any]]:
-        # Only id -> {id, name, emails} is kept for the join: the smallest table the records need.
-        self._people = {
-            user["id"]: {"id": user["id"], "name": user["name"], "emails": user["emails"]}
-            for user in TalentLmsUsers(self.provider).records_of_slice(SyncMode.full_refresh, {})
-        }
+        self._people = self.person_directory(TalentLmsUsers(self.provider))
         course_ids = [str(course["id"]) for course in TalentLmsCourseList(self.provider).records_of_slice(SyncMode.full_refresh, {})]
         self.provider.wait_for_quota(len(course_ids))
         for course_id in course_ids:
