@@ -88,7 +88,9 @@ def selected_catalog(discovered: dict[str, Any], stream: str, singer: bool) -> d
 def discover(cmd: list[str], env: dict[str, str] | None) -> dict[str, Any]:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     try:
-        return json.loads(done.stdout)  # a Singer tap prints its catalog as one (indented) JSON document
+        whole = json.loads(done.stdout)  # a Singer tap prints its catalog as one (indented) JSON document
+        if isinstance(whole, dict) and "streams" in whole:
+            return whole
     except ValueError:
         pass
     for line in done.stdout.splitlines():  # an Airbyte source prints one message a line
@@ -98,7 +100,9 @@ def discover(cmd: list[str], env: dict[str, str] | None) -> dict[str, Any]:
                 return message["catalog"]
             if "streams" in message:
                 return message
-    raise RuntimeError(f"{cmd[0]} --discover gave no catalog: {(done.stderr or done.stdout)[-300:]}")
+            if message.get("type") == "TRACE" and message.get("trace", {}).get("type") == "ERROR":
+                raise RuntimeError(f"discover failed: {message['trace']['error'].get('message')}")
+    raise RuntimeError(f"discover gave no catalog: {(done.stderr or done.stdout)[-300:]}")
 
 
 def runners(provider: str, url: str, config: dict[str, Any], workdir: Path, measure: Callable[..., Any]) -> list[tuple[str, Callable[[], Any]]]:
@@ -111,29 +115,35 @@ def runners(provider: str, url: str, config: dict[str, Any], workdir: Path, meas
         if why:
             found.append((name, _unavailable(name, why, measure)))
             continue
-        secret = config["provider"]
-        if name == "tap-canvas":
-            path = workdir / "tap-canvas-config.json"
-            # tap-canvas reads accounts/1 whatever its config says for some streams: the fake runs with root_account_id=1.
-            path.write_text(json.dumps({"api_key": secret["access_token"], "base_url": f"{url}/api/v1", "account_id": "1"}))
-            env = None
-            catalog = selected_catalog(discover([str(executable(name)), "--config", str(path), "--discover"], env), stream, singer=True)
-            catalog_path = workdir / "tap-canvas-catalog.json"
-            catalog_path.write_text(json.dumps(catalog))
-            cmd = [str(executable(name)), "--config", str(path), "--catalog", str(catalog_path)]
-        else:
-            shim = workdir / "northpass-redirect"
-            shim.mkdir(exist_ok=True)
-            (shim / "sitecustomize.py").write_text(REDIRECT.format(api=NORTHPASS_API, target=url))
-            env = {**os.environ, "PYTHONPATH": str(shim)}
-            path = workdir / "northpass-peer-config.json"
-            path.write_text(json.dumps({"api_key": secret["api_key"]}))
-            catalog = selected_catalog(discover([str(executable(name)), "discover", "--config", str(path)], env), stream, singer=False)
-            catalog_path = workdir / "northpass-peer-catalog.json"
-            catalog_path.write_text(json.dumps(catalog))
-            cmd = [str(executable(name)), "read", "--config", str(path), "--catalog", str(catalog_path)]
-        found.append((name, lambda name=name, cmd=cmd, env=env: measure(name, cmd, "airbyte", env=env)))
+        try:
+            found.append((name, _runner(name, stream, url, config["provider"], workdir, measure)))
+        except (RuntimeError, OSError, ValueError, KeyError, StopIteration) as error:
+            found.append((name, _unavailable(name, f"could not be run here: {error}", measure)))
     return found
+
+
+def _runner(name: str, stream: str, url: str, secret: dict[str, Any], workdir: Path, measure: Callable[..., Any]) -> Callable[[], Any]:
+    if name == "tap-canvas":
+        path = workdir / "tap-canvas-config.json"
+        # tap-canvas reads accounts/1 whatever its config says for some streams: the fake runs with root_account_id=1.
+        path.write_text(json.dumps({"api_key": secret["access_token"], "base_url": f"{url}/api/v1", "account_id": "1"}))
+        env = None
+        catalog = selected_catalog(discover([str(executable(name)), "--config", str(path), "--discover"], env), stream, singer=True)
+        catalog_path = workdir / "tap-canvas-catalog.json"
+        catalog_path.write_text(json.dumps(catalog))
+        cmd = [str(executable(name)), "--config", str(path), "--catalog", str(catalog_path)]
+    else:
+        shim = workdir / "northpass-redirect"
+        shim.mkdir(exist_ok=True)
+        (shim / "sitecustomize.py").write_text(REDIRECT.format(api=NORTHPASS_API, target=url))
+        env = {**os.environ, "PYTHONPATH": str(shim)}
+        path = workdir / "northpass-peer-config.json"
+        path.write_text(json.dumps({"api_key": secret["api_key"]}))
+        catalog = selected_catalog(discover([str(executable(name)), "discover", "--config", str(path)], env), stream, singer=False)
+        catalog_path = workdir / "northpass-peer-catalog.json"
+        catalog_path.write_text(json.dumps(catalog))
+        cmd = [str(executable(name)), "read", "--config", str(path), "--catalog", str(catalog_path)]
+    return lambda: measure(name, cmd, "airbyte", env=env)
 
 
 def _unavailable(name: str, why: str, measure: Callable[..., Any]) -> Callable[[], Any]:

@@ -74,6 +74,9 @@ class Canvas(LmsProvider):
         "Check provider.access_token (not expired or revoked) and that its user is an admin of the account "
         "(Canvas answers 401 both for a bad token and for a missing permission)."
     )
+    # Canvas meters cost, not requests at once: 8 in flight reserve 400 of the bucket's 600 units up front, and the
+    # pacer (CanvasPacer) slows down before the bucket fills. 8 keeps a 50 ms-latency sync near its ideal (`make bench`).
+    default_concurrency = 8
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
@@ -394,11 +397,11 @@ class CanvasCourseEnrollments(CanvasStream):
         for course in CanvasCourseList(self.provider).records_of_slice(SyncMode.full_refresh, {}):
             yield {"course_id": str(course["id"]), "course_title": to_str(course.get("name")), "course_end_at": iso_to_iso(course.get("end_at"))}
 
-    def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    def pages_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[tuple[requests.Response, Mapping[str, Any]]]:
         # Partitions run on several threads: the course's progress travels in its own slice, never on `self`.
         progress_rows = CanvasCourseProgress(self.provider).records_of_slice(SyncMode.full_refresh, {"course_id": stream_slice["course_id"]})
         progress = {str(row["id"]): row.get("progress") or {} for row in progress_rows}
-        yield from super().records_of_slice(sync_mode, {**stream_slice, "progress": progress})
+        yield from super().pages_of_slice(sync_mode, {**stream_slice, "progress": progress})
 
     def first_path(self, stream_slice: Mapping[str, Any]) -> str:
         return f"courses/{stream_slice['course_id']}/enrollments"

@@ -56,6 +56,9 @@ class TalentLms(LmsProvider):
         },
     }
     credential_hint = "Check provider.api_key, and that the API is enabled for the portal (Account & Settings → Integrations → API)."
+    # TalentLMS limits requests per hour, not at once (the quota is checked before the fan-out, `wait_for_quota`):
+    # more courses in flight spend the same quota sooner. 8 keeps a 50 ms-latency sync near its ideal (`make bench`).
+    default_concurrency = 8
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
