@@ -56,6 +56,16 @@ def config_error(message: str) -> AirbyteTracedException:
     return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
 
 
+def parsed_once(response: requests.Response, parse: Callable[[requests.Response], Any]) -> Any:
+    """`parse(response)`, computed once per answer and kept on it: `parse_response` and `next_page_token` both need
+    the body, and in a fan-out they run on different threads (the reading thread and a pool thread)."""
+    page = getattr(response, "_lms_parsed", None)
+    if page is None:
+        page = parse(response)
+        response._lms_parsed = page  # type: ignore[attr-defined]
+    return page
+
+
 def is_loopback(host: str) -> bool:
     if host.lower() in LOOPBACK_NAMES:
         return True
@@ -563,11 +573,9 @@ class BodyCursorStream(LmsStream):
     def _parsed(self, response: requests.Response) -> tuple[list[Mapping[str, Any]], str | None]:
         if not response.ok:
             return [], None  # an answer the error handler chose to ignore (a child deleted mid-sync): no page, no next
-        # parse_response and next_page_token both need the body, on different threads in a fan-out: parsed once, kept
-        # on the answer itself.
-        page = getattr(response, "_lms_page", None)
-        if page is not None:
-            return page
+        return parsed_once(response, self._parse_page)
+
+    def _parse_page(self, response: requests.Response) -> tuple[list[Mapping[str, Any]], str | None]:
         body = self.json_of(response)
         items = body.get(self.records_key) if isinstance(body, dict) else None
         if not isinstance(items, list) or not all(isinstance(item, dict) and item.get("id") not in (None, "") for item in items):
@@ -575,5 +583,4 @@ class BodyCursorStream(LmsStream):
         cursor = body.get(self.cursor_key)
         if cursor is not None and not isinstance(cursor, str):
             raise self.malformed(response, f"expected {self.cursor_key!r} to be a string or null, got {type(cursor).__name__}")
-        response._lms_page = (items, cursor or None)  # type: ignore[attr-defined]
         return items, cursor or None

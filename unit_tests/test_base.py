@@ -5,6 +5,7 @@ import time
 from typing import Any, Iterable, Mapping
 
 import pytest
+import requests
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -218,3 +219,20 @@ def test_request_budget_combines_the_users_cap_with_the_providers_per_second_lim
     assert rates(request_budget(1, 8)) == [(1, 60000)]
     assert rates(request_budget(480, 8)) == [(1, 125)]
     assert rates(request_budget(6000, 8)) == [(1, 125)]
+
+
+def test_an_answer_is_parsed_once_whichever_thread_asks_first():
+    from source_lms_enrollments.base import parsed_once
+
+    response, calls = requests.Response(), []
+
+    def parse(answer):
+        calls.append(answer)
+        return {"items": [1]}
+
+    pages = []
+    threads = [threading.Thread(target=lambda: pages.append(parsed_once(response, parse))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        thread.join()
+    assert pages == [{"items": [1]}, {"items": [1]}] and calls == [response]

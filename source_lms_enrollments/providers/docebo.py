@@ -27,7 +27,7 @@ from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from ..base import LmsProvider, LmsStream, config_error
+from ..base import LmsProvider, LmsStream, config_error, parsed_once
 from ..http_policy import CONNECT_TIMEOUT, MAX_RETRIES, READ_TIMEOUT, ExponentialJitterBackoff, RetryAfterBackoff
 from ..unified import full_name, iso_to_iso, lookup, now_iso, primary_emails, to_bool, to_number, to_percent, to_str
 
@@ -228,7 +228,6 @@ class DoceboStream(LmsStream):
     def __init__(self, provider: Docebo, **kwargs: Any) -> None:
         super().__init__(provider, **kwargs)
         self._updated_from: str | None = None
-        self._parsed: tuple[requests.Response, Mapping[str, Any]] | None = None
 
     def path(self, **_: Any) -> str:
         return self.api_path
@@ -256,13 +255,13 @@ class DoceboStream(LmsStream):
 
     def envelope(self, response: requests.Response) -> Mapping[str, Any]:
         """The `data` object of a list answer, parsed once per response (paging and records both need it)."""
-        if self._parsed is not None and self._parsed[0] is response:
-            return self._parsed[1]
+        return parsed_once(response, self._parse_envelope)
+
+    def _parse_envelope(self, response: requests.Response) -> Mapping[str, Any]:
         body = self.json_of(response)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("items"), list):
             raise self.malformed(response, "expected {\"data\": {\"items\": [...]}}; is provider.base_url a Docebo platform?")
-        self._parsed = (response, data)
         return data
 
     def items(self, response: requests.Response, id_key: str) -> list[Mapping[str, Any]]:

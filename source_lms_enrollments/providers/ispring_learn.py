@@ -22,7 +22,7 @@ import orjson
 import requests
 from airbyte_cdk.models import SyncMode
 
-from ..base import LmsProvider, LmsStream
+from ..base import LmsProvider, LmsStream, parsed_once
 from ..http_policy import CONNECT_TIMEOUT
 from ..oauth import OAuth2TokenAuthenticator
 from ..unified import full_name, iso_to_iso, lookup, now_iso, primary_emails, to_bool, to_number, to_percent, to_str
@@ -170,7 +170,6 @@ class IspringStream(LmsStream):
         super().__init__(provider, **kwargs)
         self.page_size = page_size
         self.one_page = one_page
-        self._parsed: tuple[Optional[requests.Response], Any] = (None, None)
 
     def request_headers(self, **_: Any) -> Mapping[str, Any]:
         return JSON_HEADERS
@@ -189,9 +188,9 @@ class IspringStream(LmsStream):
 
     def page_of(self, response: requests.Response) -> Mapping[str, Any]:
         """The page object, read once per response (next_page_token needs it after parse_response)."""
-        cached_response, cached = self._parsed
-        if cached_response is response:
-            return cached
+        return parsed_once(response, self._parse_page)
+
+    def _parse_page(self, response: requests.Response) -> Mapping[str, Any]:
         try:
             body = body_of(response)
         except ValueError as error:
@@ -205,9 +204,7 @@ class IspringStream(LmsStream):
             items = []  # an empty XML list element reads as null
         if not isinstance(items, list) or not all(isinstance(item, Mapping) and item.get(self.id_key) for item in items):
             raise self.malformed(response, f"expected {self.list_key} to be a list of objects, each with {self.id_key}")
-        page = {"items": items, "next": to_str(body.get("nextPageToken"))}
-        self._parsed = (response, page)
-        return page
+        return {"items": items, "next": to_str(body.get("nextPageToken"))}
 
     def items_of(self, response: requests.Response) -> list[Mapping[str, Any]]:
         return self.page_of(response)["items"]

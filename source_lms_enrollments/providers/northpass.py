@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 from airbyte_cdk.models import SyncMode
 
-from ..base import LmsProvider, LmsStream
+from ..base import LmsProvider, LmsStream, parsed_once
 from ..unified import full_name, iso_to_iso, lookup, primary_emails, to_percent, to_str
 
 # Northpass documents no maximum `limit`; 100 is what public clients send. Paging follows `links.next`, never
@@ -61,10 +61,6 @@ class Northpass(LmsProvider):
 class NorthpassStream(LmsStream):
     """A JSON:API list: `data[]` per page, `links.next` to the next page, errors in `errors[]`."""
 
-    def __init__(self, provider: LmsProvider, **kwargs: Any) -> None:
-        self._parsed: tuple[requests.Response, Mapping[str, Any]] | None = None
-        super().__init__(provider, **kwargs)
-
     def request_headers(self, **_: Any) -> Mapping[str, Any]:
         return {"X-Api-Key": str(self.config.provider["api_key"]), "Accept": "application/json"}
 
@@ -87,14 +83,12 @@ class NorthpassStream(LmsStream):
         return jsonapi_error_message(response)
 
     def _body(self, response: requests.Response) -> Mapping[str, Any]:
-        # The CDK asks for a page's records and for its next token separately: parse each body once. Fan-out threads
-        # share the stream; a tuple swap is atomic, and another thread's page only costs a second parse.
-        if self._parsed is not None and self._parsed[0] is response:
-            return self._parsed[1]
+        return parsed_once(response, self._parse_body)
+
+    def _parse_body(self, response: requests.Response) -> Mapping[str, Any]:
         body = self.json_of(response)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise self.malformed(response, "expected a JSON:API document with a data array; is provider.base_url the Northpass API host?")
-        self._parsed = (response, body)
         return body
 
     def resources_of(self, response: requests.Response) -> Iterator[Mapping[str, Any]]:
