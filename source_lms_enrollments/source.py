@@ -148,9 +148,6 @@ def validate_config(config: Any, warn: Callable[[str], None] = lambda _: None) -
     entry = provider_cls.spec_entry()
     fields = list(entry["properties"])
     unknown = [key for key in provider if key not in fields]
-    for key in unknown:
-        warn(f"provider.{key} is not a {provider_cls.title} field{_did_you_mean(key, fields)}: it is ignored. "
-             f"Its fields: {', '.join(fields)}.")
     missing = [field for field in entry["required"] if _blank(provider.get(field))]
     if missing:
         named = []
@@ -159,6 +156,9 @@ def validate_config(config: Any, warn: Callable[[str], None] = lambda _: None) -
             named.append(f"provider.{field}" + (f" (the config has provider.{typo}: misspelt?)" if typo else ""))
         raise config_error(f"{', '.join(named)} {'is' if len(missing) == 1 else 'are'} required for {provider_cls.title} "
                            f"(provider_type {provider_cls.provider_type}). Its fields: {', '.join(fields)}.")
+    for key in unknown:
+        warn(f"provider.{key} is not a {provider_cls.title} field{_did_you_mean(key, fields)}: it is ignored. "
+             f"Its fields: {', '.join(fields)}.")
     # Types, formats and ranges by the spec's own schema, with `provider` narrowed to the chosen entry (a failed
     # oneOf says nothing but "not valid under any of the given schemas").
     schema = {**spec, "properties": {**top_fields, "provider": entry}}
