@@ -263,9 +263,12 @@ class CdkLogWording(logging.Filter):
         return True
 
 
-def install_cdk_log_wording(logger: logging.Logger = logging.getLogger("airbyte")) -> None:
-    if not any(isinstance(existing, CdkLogWording) for existing in logger.filters):
-        logger.addFilter(CdkLogWording())
+def install_cdk_log_wording() -> None:
+    """On the `airbyte` logger (records logged on it) and on the root logger's handlers, where the CDK's
+    `init_logger` puts its one console handler (records of `airbyte.streams.<name>` and other child loggers)."""
+    for filterer in (logging.getLogger("airbyte"), *logging.getLogger().handlers):
+        if not any(isinstance(existing, CdkLogWording) for existing in filterer.filters):
+            filterer.addFilter(CdkLogWording())
 
 
 install_cdk_log_wording()

@@ -22,6 +22,7 @@ from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .base import config_error
+from .http_policy import install_cdk_log_wording
 from .source import SourceLmsEnrollments
 
 COMMANDS = ("spec", "check", "discover", "read")
@@ -54,6 +55,7 @@ class LmsEntrypoint(AirbyteEntrypoint):
 
 def launch(source: Any, args: List[str]) -> None:
     entrypoint = LmsEntrypoint(source)
+    install_cdk_log_wording()  # again, now that the CDK's console handler certainly exists
     parsed_args = entrypoint.parse_args(args)
     if not getattr(parsed_args, "command", None):
         print(f"source-lms-enrollments: a command is required: one of {', '.join(COMMANDS)} (--help for each).",
