@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import pytest
 import requests
@@ -166,3 +168,16 @@ def test_cdk_lines_said_again_by_the_error_are_dropped(message):
 def test_other_lines_pass_unchanged():
     record = _record("Marking stream users as STARTED")
     assert CdkLogWording().filter(record) is True and record.getMessage() == "Marking stream users as STARTED"
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "config-examples"
+
+
+@pytest.mark.parametrize("provider_type", sorted(PROVIDERS))
+def test_every_provider_has_an_example_config_that_fits_the_spec(provider_type):
+    """The README's "Point it at your own LMS" copies these: one per provider, valid once filled in."""
+    config = json.loads((EXAMPLES / f"{provider_type}.json").read_text())
+    assert config["provider"]["provider_type"] == provider_type
+    assert warnings_of(config) == []
+    required = PROVIDERS[provider_type].spec_entry()["required"]
+    assert all(field in config["provider"] for field in required)
