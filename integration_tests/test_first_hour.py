@@ -164,3 +164,17 @@ def test_refused_connection_is_not_called_a_rate_limit(tmp_path):
     # The CDK's "Retries exhausted" line with its stack trace is said again by the failure: not logged. (The TRACE
     # message's stack_trace field, for the platform, stays.)
     assert "Traceback" not in logs and "Retries exhausted" not in logs, logs
+
+
+def test_wrong_key_in_read_says_it_per_stream_then_names_the_streams(tmp_path):
+    server = start_fake("talentlms", users=5, courses=2)
+    try:
+        result = run_cli(["read"], tmp_path, config=server.bad_config(), catalog_obj=catalog())
+    finally:
+        server.stop()
+    assert result.returncode == 1
+    messages = [error["message"] for error in result.errors()]
+    assert len(messages) == 4 and all("HTTP 401" in m and "provider.api_key" in m for m in messages[:3]), messages
+    assert messages[3] == "3 stream(s) did not sync: users, courses, course_enrollments; each one's error is above."
+    logs = " ".join(m["log"]["message"] for m in result.of_type("LOG"))
+    assert "Traceback" not in logs and "Response (headers)" not in logs, logs

@@ -244,13 +244,18 @@ class CdkLogWording(logging.Filter):
     CDK_RETRY = "UserDefinedBackoffException: Rate limit exceeded"
     # Said again by the error that follows them (with the handler's message; the CDK's dump of the request and
     # response, headers included, stays in the trace's internal_message), the second with a stack trace.
-    CDK_DROPPED = ("MemoryMonitor instantiated", "Max retry limit reached", "Retries exhausted with backoff exception")
+    CDK_DROPPED = ("MemoryMonitor instantiated", "Max retry limit reached", "Retries exhausted with backoff exception",
+                   "During the sync, the following streams did not sync successfully")
+    CDK_STREAM_FAILED = "Encountered an exception while reading stream"
     CDK_FAIL_DUMP = re.compile(r"'[A-Z]+' request to '.*' failed with (status code|exception)", re.DOTALL)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.msg if isinstance(record.msg, str) else ""
         if message.startswith(self.CDK_DROPPED) or self.CDK_FAIL_DUMP.match(message):
             return False
+        if message.startswith(self.CDK_STREAM_FAILED):
+            record.exc_info, record.exc_text = None, None  # the stream's TRACE error carries the stack trace
+            return True
         if message.startswith(self.CDK_RETRY):
             error = sys.exc_info()[1]
             if isinstance(error, UserDefinedBackoffException):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-from typing import Any, Callable, Iterable, Mapping
+import re
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from jsonschema import Draft7Validator
 
-from airbyte_cdk.models import ConnectorSpecification
+from airbyte_cdk.models import AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog, ConnectorSpecification
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import Stream
 
@@ -17,6 +19,10 @@ from .base import LmsProvider, config_error
 from .providers import PROVIDERS
 
 DOCUMENTATION_URL = "https://github.com/source-lms-enrollments/source-lms-enrollments#readme"
+# AbstractSource.read ends a sync in which streams failed with one more error: this header, then one line per stream
+# with the repr of its exception (the CDK's dump of the request and response, headers included).
+CDK_FAILED_STREAMS = "During the sync, the following streams did not sync successfully"
+_FAILED_STREAM_LINE = re.compile(r"(?:^|successfully: )([A-Za-z0-9_]+): [A-Za-z_]+\(", re.MULTILINE)
 
 
 def connection_specification() -> dict[str, Any]:
@@ -223,6 +229,28 @@ class SourceLmsEnrollments(AbstractSource):
         # prints a returned message without masking secrets (cdk-notes.md §3).
         provider_for(self.validated(config, logger)).check()
         return True, None
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: Optional[list[AirbyteStateMessage]] = None,
+    ) -> Iterator[AirbyteMessage]:
+        try:
+            yield from super().read(logger, config, catalog, state)
+        except AirbyteTracedException as error:
+            message = error.message or ""
+            failed = _FAILED_STREAM_LINE.findall(message)
+            if not (message.startswith(CDK_FAILED_STREAMS) and failed):
+                raise
+            # Each stream's own error has been emitted already, with the error handler's message: the last one
+            # names the streams instead of repeating them as dumps.
+            raise AirbyteTracedException(
+                message=f"{len(failed)} stream(s) did not sync: {', '.join(failed)}; each one's error is above.",
+                internal_message=error.internal_message or message,
+                failure_type=error.failure_type,
+            ) from None
 
     def streams(self, config: Mapping[str, Any]) -> list[Stream]:
         return provider_for(self.validated(config)).streams()
