@@ -7,9 +7,9 @@ the same work with one write per message and one descriptor per stream; everythi
 (argument parsing, spec/check/discover/read, the PrintBuffer that keeps lines from several threads whole, the
 uncaught-exception handler, secret filtering, state counts).
 
-What a person gets wrong is one clear line, never a traceback: no command (argparse's usage), a config file that is
-missing or not JSON, a config that does not fit the spec (`validate_config`, by field name, never by value) all end
-as one TRACE message of type config_error, without the CDK's stack-trace log line.
+What a person gets wrong is one clear line, never a traceback: no command is one line on stderr; a config file that
+is missing or not JSON, or a config that does not fit the spec (`validate_config`, by field name, never by value),
+is one TRACE message of type config_error without a stack trace (for `check`, its FAILED connection status).
 """
 
 import sys
