@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import logging
 import re
@@ -195,7 +196,7 @@ class SourceLmsEnrollments(AbstractSource):
 
     def validated(self, config: Mapping[str, Any], logger: logging.Logger | None = None) -> Mapping[str, Any]:
         """`config` once `validate_config` accepts it; its warnings are logged once per config."""
-        key = json.dumps(config, sort_keys=True, default=str)
+        key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()  # no secret kept
         if key not in self._validated:
             validate_config(config, warn=(logger or logging.getLogger("airbyte")).warning)
             self._validated.add(key)
