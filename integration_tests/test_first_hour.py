@@ -178,3 +178,22 @@ def test_wrong_key_in_read_says_it_per_stream_then_names_the_streams(tmp_path):
     assert messages[3] == "3 stream(s) did not sync: users, courses, course_enrollments; each one's error is above."
     logs = " ".join(m["log"]["message"] for m in result.of_type("LOG"))
     assert "Traceback" not in logs and "Response (headers)" not in logs, logs
+
+
+def test_a_sync_that_fails_midway_removes_the_database_it_created(tmp_path, monkeypatch, capsys):
+    """Config and check pass, then the LMS sends a malformed page: PyAirbyte fails, and no DuckDB file is left."""
+    pytest.importorskip("airbyte")
+    monkeypatch.chdir(tmp_path)
+    server = start_fake("talentlms", users=5, courses=2)
+    server.add_fault("malformed", count=1, match="/courses")
+    try:
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(server.config()))
+        assert sync.main(["--config", str(path)]) == 1
+    finally:
+        server.stop()
+    err = capsys.readouterr().err
+    summary = [line for line in err.splitlines() if line.startswith("lms-enrollments-sync:")]
+    assert len(summary) == 1 and "the sync failed" in summary[0], err
+    assert "force_full_refresh" not in err
+    assert not list(tmp_path.glob(".cache/*.duckdb*")), "a failed sync left its DuckDB file"
