@@ -1,5 +1,6 @@
 """Moodle through the real entrypoint against the fake Moodle web services: values, roles, withheld functions,
-old sites, paging, faults, and the token in the query string never reaching any output line."""
+old sites, paging, faults, the token in the query string never reaching any output line, and what a real
+Moodle 4.5.6 showed (escaped titles, the guest account, inactive enrolments, their grades and completion)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
+from integration_tests.fake_lms.moodle import ACTIVE_STATES
 from integration_tests.harness import catalog, records_by_stream, run_cli, run_read
 from source_lms_enrollments.providers import moodle as provider
 
@@ -31,12 +33,18 @@ def calls(server, function=None):
     return names if function is None else names.count(function)
 
 
+def active(e):
+    return e.state in ACTIVE_STATES  # withdrawn (suspended) and expired (window ended) are not
+
+
+def confirmed(app, user_id):
+    return app.user(app.data.people[user_id])["confirmed"]
+
+
 def expected_status(app, e):
-    """What the Moodle rules give for a dataset enrollment rendered by the fake (providers doc §3.5)."""
-    if e.state == "withdrawn":
-        return "withdrawn"
-    if e.state == "expired":
-        return "expired"
+    """What the Moodle rules give for a dataset enrollment rendered by the fake."""
+    if not active(e):
+        return "unknown"  # Moodle says "not active", not why
     tracked = app.completion_enabled(app.data.courses[e.course_id])
     if tracked and e.state in ("completed", "passed", "failed"):
         return "completed"
@@ -73,17 +81,17 @@ def test_values_match_the_site_data(fake):
     for e in learners:
         record = enrollments[f"{e.user_id}:{e.course_id + 1}"]
         tracked = app.completion_enabled(data.courses[e.course_id])
-        active = e.state not in ("withdrawn", "expired")
-        done = tracked and active and e.state in ("completed", "passed", "failed")
+        done = tracked and active(e) and e.state in ("completed", "passed", "failed") and confirmed(app, e.user_id)
         assert record["status"] == expected_status(app, e), (e, record)
         statuses.add(record["status"])
+        assert record["custom_fields"]["enrolment_active"] is active(e)
         assert record.get("last_activity_at") == iso(e.last_activity)
-        assert record.get("progress_percent") == (e.progress if tracked and active else None)
+        assert record.get("progress_percent") == (e.progress if tracked and active(e) else None)
         assert record.get("completed_at") == (iso(e.completed) if done else None)  # the latest criterion time
         assert record.get("score") == (round(e.score, 2) if e.score is not None else None)
         assert record["course"]["title"] == data.courses[e.course_id].name
         assert record.get("updated_at") is None
-    assert statuses == {"withdrawn", "expired", "completed", "in_progress", "enrolled"}
+    assert statuses == {"unknown", "completed", "in_progress", "enrolled"}
 
 
 def test_only_learner_roles_are_enrollments(fake):
@@ -109,14 +117,16 @@ def test_call_count_per_sync_is_the_documented_one(fake):
     app = fake.app
     courses = len(app.data.courses)
     learners = [e for e in app.listed_enrollments() if e.role == "learner"]
-    active_tracked_users = {e.user_id for e in learners if e.state not in ("withdrawn", "expired") and app.completion_enabled(app.data.courses[e.course_id])}
+    active_tracked_users = {e.user_id for e in learners if active(e) and app.completion_enabled(app.data.courses[e.course_id])}
     completed = [e for e in learners if e.state in ("completed", "passed", "failed") and app.completion_enabled(app.data.courses[e.course_id])]
+    inactive = [e for e in learners if not active(e)]
+    assert inactive and completed and active_tracked_users
     assert calls(fake, "core_webservice_get_site_info") == 1
-    assert calls(fake, "core_enrol_get_enrolled_users") == 3 * courses  # every course has learners here, < 500 members
-    assert calls(fake, "gradereport_user_get_grade_items") == courses
+    assert calls(fake, "core_enrol_get_enrolled_users") == 2 * courses  # every course has learners here, < 500 members
+    assert calls(fake, "gradereport_user_get_grade_items") == courses + len(inactive)
     assert calls(fake, "core_enrol_get_users_courses") == len(active_tracked_users)
     assert calls(fake, "core_completion_get_course_completion_status") == len(completed)
-    assert len(calls(fake)) == 5 + 4 * courses + len(active_tracked_users) + len(completed)
+    assert len(calls(fake)) == 5 + 3 * courses + len(active_tracked_users) + len(completed) + len(inactive)
 
 
 def test_enrolled_users_are_paged_with_limitfrom(fake, monkeypatch):
@@ -165,16 +175,19 @@ def test_an_exception_body_with_status_200_is_an_error_not_records(fake, monkeyp
     assert "core_user_get_users" in error.message and "invalidparameter" in error.message
 
 
-def test_sites_before_3_11_do_not_send_onlysuspended():
-    with start_fake("moodle", users=30, courses=6, enrollments=50, version="2020110900") as server:
+@pytest.mark.parametrize("version", ["2020110900", "2024100706"])  # 3.10, before `onlysuspended` existed; 4.5.6
+def test_an_enrolment_that_is_not_active_is_unknown_on_every_version(version):
+    with start_fake("moodle", users=30, courses=6, enrollments=50, version=version) as server:
         output = run_read(server.config(), mode=SyncMode.full_refresh, streams=["course_enrollments"])
         assert not output.errors
         sent = [q for _, _, q in server.requests if q["wsfunction"] == ["core_enrol_get_enrolled_users"]]
-        assert not any("onlysuspended" in str(q) for q in sent)
+        assert sent and not any("onlysuspended" in str(q) for q in sent)  # the complement of onlyactive: not read
         records = {r["id"]: r for r in records_by_stream(output)["course_enrollments"]}
-        for e in server.app.listed_enrollments():
-            if e.role == "learner" and e.state in ("withdrawn", "expired"):
-                assert records[f"{e.user_id}:{e.course_id + 1}"]["status"] == "unknown"
+        inactive = [e for e in server.app.listed_enrollments() if e.role == "learner" and not active(e)]
+        assert {e.state for e in inactive} == {"withdrawn", "expired"}
+        for e in inactive:
+            record = records[f"{e.user_id}:{e.course_id + 1}"]
+            assert (record["status"], record["custom_fields"]["enrolment_active"]) == ("unknown", False)
 
 
 def test_a_course_deleted_mid_sync_is_skipped_with_a_warning(fake):
