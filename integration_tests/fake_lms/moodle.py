@@ -47,7 +47,8 @@ ROLES = {
     "manager": {"roleid": 1, "name": "", "shortname": "manager", "sortorder": 0},
 }
 ACTIVE_STATES = frozenset({"not_started", "assigned", "in_progress", "completed", "passed", "failed"})
-NO_DATA_MESSAGES = {"usernotenroled": "User is not enrolled in this course", "usernotconfirmed": "Could not confirm the user"}
+# As a real 4.5.6 site words them (usernotconfirmed has no translated string there).
+NO_DATA_MESSAGES = {"usernotenroled": "User is not enrolled in this course", "usernotconfirmed": "error/usernotconfirmed"}
 # Moodle's guest is user 1, but here 1 is the dataset's first person: the connector tells the guest by its username.
 GUEST = {"id": 0, "username": "guest", "firstname": "Guest user", "lastname": " ", "fullname": "Guest user  ",
          "email": "root@localhost", "department": "", "firstaccess": 0, "lastaccess": 0, "auth": "manual",
