@@ -54,10 +54,11 @@ OPTIONAL_FUNCTIONS = {
 ENROLLED_PAGE_SIZE = 500
 SERVICE_PATH = "Site administration > Server > Web services > External services"
 
-# errorcodes that mean "this pair has no completion data", not a failed sync (providers doc §1.10 #6).
+# errorcodes of the per-course and per-user calls that mean "no data for this user here", not a failed sync
+# (providers doc §1.10 #6).
 # usernotenroled: the learner's enrolment is not active (ended, suspended, not begun), as a real 4.5 site answers.
 # usernotconfirmed: core_user::require_active_user refuses unconfirmed accounts in every per-user function.
-NO_COMPLETION_DATA = frozenset({"cannotviewreport", "usernotenroled", "nocriteriaset", "completionnotenabled", "usernotconfirmed"})
+NO_DATA_FOR_USER = frozenset({"cannotviewreport", "usernotenroled", "nocriteriaset", "completionnotenabled", "usernotconfirmed"})
 
 
 class Moodle(LmsProvider):
@@ -326,7 +327,7 @@ class MoodleCompletionStatus(MoodleCall):
     """core_completion_get_course_completion_status of one user in one course: when each criterion was completed."""
 
     wsfunction = COMPLETION_STATUS
-    empty_on = NO_COMPLETION_DATA
+    empty_on = NO_DATA_FOR_USER
 
     def arguments(self, stream_slice: Mapping[str, Any], next_page_token: Any) -> dict[str, Any]:
         return {"courseid": stream_slice["course_id"], "userid": stream_slice["user_id"]}
@@ -347,7 +348,7 @@ class MoodleGradeItems(MoodleCall):
     """
 
     wsfunction = GRADE_ITEMS
-    empty_on = NO_COMPLETION_DATA  # nothing to grade in a course without a gradebook for its users; unconfirmed users
+    empty_on = NO_DATA_FOR_USER  # nothing to grade in a course without a gradebook for its users; unconfirmed users
 
     def arguments(self, stream_slice: Mapping[str, Any], next_page_token: Any) -> dict[str, Any]:
         return {"courseid": stream_slice["course_id"], "userid": stream_slice.get("user_id", 0)}
@@ -464,7 +465,7 @@ class MoodleCourseEnrollments(MoodleEnrolledUsers):
         if not self.provider.has_function(GRADE_ITEMS):
             return {}
         scores = scores_by_user(self._grades.records_of_slice(SyncMode.full_refresh, {"course_id": course_id}))
-        for user_id in unlisted(inactive, scores):
+        for user_id in left_out(inactive, scores):
             scores.update(scores_by_user(self._grades.records_of_slice(SyncMode.full_refresh, {"course_id": course_id, "user_id": user_id})))
         return scores
 
@@ -616,7 +617,7 @@ def scores_by_user(usergrades: Iterable[Mapping[str, Any]]) -> dict[str, float |
     return {str(g["userid"]): course_total_percent(g.get("gradeitems")) for g in usergrades}
 
 
-def unlisted(user_ids: Iterable[str], listed: Mapping[str, Any]) -> list[str]:
+def left_out(user_ids: Iterable[str], listed: Mapping[str, Any]) -> list[str]:
     """The users a course-wide answer left out, in order: each is read on their own."""
     return [user_id for user_id in user_ids if user_id not in listed]
 

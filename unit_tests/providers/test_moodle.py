@@ -24,13 +24,13 @@ from source_lms_enrollments.providers.moodle import (
     is_guest,
     is_learner_row,
     is_site_course,
+    left_out,
     moodle_error,
     plain_text,
     scores_by_user,
     to_course,
     to_course_enrollment,
     to_user,
-    unlisted,
 )
 
 RESOURCES = Path(__file__).parent.parent / "resources" / "moodle"
@@ -189,7 +189,7 @@ def test_an_enrolment_that_is_not_active_keeps_what_is_known():
 def test_grades_of_all_users_leave_out_inactive_learners_whose_own_answer_has_them():
     everyone = scores_by_user(load("gradereport_user_get_grade_items__all_users.json")["usergrades"])
     assert len(everyone) == 21 and everyone["13"] == 49.1 and everyone["17"] is None  # ungraded: present, null
-    assert unlisted(["12", "13", "18"], everyone) == ["12", "18"]  # a suspended and an ended enrolment
+    assert left_out(["12", "13", "18"], everyone) == ["12", "18"]  # a suspended and an ended enrolment
     assert scores_by_user(load("gradereport_user_get_grade_items__one_inactive_user.json")["usergrades"]) == {"18": 77.2}
 
 
@@ -295,14 +295,14 @@ def test_a_read_of_the_recorded_site():
 
 
 def test_a_service_without_the_optional_functions_calls_none_of_them():
-    left_out = ("core_course_get_categories", "core_completion_get_course_completion_status", "gradereport_user_get_grade_items", "core_enrol_get_users_courses")
+    withheld = ("core_course_get_categories", "core_completion_get_course_completion_status", "gradereport_user_get_grade_items", "core_enrol_get_users_courses")
     with rm.Mocker() as m:
-        m.get(SERVER, json=recorded_site(left_out))
+        m.get(SERVER, json=recorded_site(withheld))
         output = run_read(config(), mode=SyncMode.full_refresh)
         assert not output.errors
         records = records_by_stream(output)
         functions = [parse_qs(urlsplit(r.url).query)["wsfunction"][0] for r in m.request_history]
-    assert not set(left_out) & set(functions)
+    assert not set(withheld) & set(functions)
     assert all(c["categories"][0]["name"] is None for c in records["courses"])
     assert all(e.get("score") is None for e in records["course_enrollments"]) and len(records["course_enrollments"]) == 21
 
