@@ -43,6 +43,9 @@ def test_max_retries_failures_in_a_row_at_the_token_endpoint_are_waited_out(fake
     # The streams' waits: jitter plus the CDK's second after each drop (>= 1.5 s, >= 2 s), Retry-After + 1 s after each
     # 429 and the 503 (2 s each).
     assert elapsed >= 1.5 + 2 + 3 * 2
+    retries = [m.log.message for m in output.logs if f"POST {fake.token_path}" in m.log.message and "retrying in" in m.log.message]
+    assert len(retries) == MAX_RETRIES, retries
+    assert all(fake.app.config("")["client_secret"] not in line for line in retries)
 
 
 def test_a_token_endpoint_that_stays_down_is_a_transient_error_naming_it_without_secrets(fake, tmp_path):

@@ -22,6 +22,7 @@ What this adds:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Callable, Mapping, Optional
@@ -41,6 +42,8 @@ from .http_policy import (
     RetryAfterBackoff,
     retry_wait,
 )
+
+logger = logging.getLogger("airbyte")
 
 # Renew this long before the token's announced expiry (clock skew, a request in flight when it expires).
 EXPIRY_MARGIN_SECONDS = 60.0
@@ -198,6 +201,8 @@ class OAuth2TokenAuthenticator(requests.auth.AuthBase):
             wait = retry_wait(self._backoffs, failed, attempt) or 0.0
             if self._clock() - started + wait > MAX_RETRY_TIME.total_seconds():
                 break
+            # Like the CDK's line for a stream's retry: the endpoint and the wait, never the form (it holds the secret).
+            logger.info(f"{where} {last_problem}; retrying in {wait:.1f} s (retry {attempt} of {attempts - 1}).")
             (self._sleep or time.sleep)(wait)
         message = f"{where} {last_problem}, {attempt} attempts; no access token. The sync will resume from its last state next time."
         raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)

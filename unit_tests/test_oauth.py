@@ -145,18 +145,22 @@ def test_server_errors_and_rate_limits_are_retried_waiting_retry_after_plus_the_
     assert waits == [4.0, 8.0, 3.0]  # as a stream request waits: Retry-After + 1 s (cdk-notes.md §2)
 
 
-def test_the_token_request_is_as_patient_as_any_request_max_retries_then_a_transient_error():
+def test_the_token_request_is_as_patient_as_any_request_max_retries_then_a_transient_error(caplog):
     # Five failures in a row are retried (the stream requests' MAX_RETRIES); the sixth try gets the token.
     waits = []
+    caplog.set_level("INFO", logger="airbyte")
     with rm.Mocker() as m:
         m.post(TOKEN_URL, [*[{"status_code": 503}] * MAX_RETRIES, *tokens("tok-A-0123456789")])
-        auth = OAuth2TokenAuthenticator(TOKEN_URL, "c", "s", provider_title="Some LMS", credential_hint=HINT, sleep=waits.append)
+        auth = OAuth2TokenAuthenticator(TOKEN_URL, "c", "the-secret", provider_title="Some LMS", credential_hint=HINT, sleep=waits.append)
         assert header(auth) == "Bearer tok-A-0123456789"
         assert m.call_count == MAX_RETRIES + 1
     # No Retry-After: exponential with jitter, each wait in [1/2, 1] x 2^(n-1) s, plus the CDK's second.
     assert len(waits) == MAX_RETRIES
     for n, wait in enumerate(waits, start=1):
         assert 2 ** (n - 1) / 2 + 1 <= wait <= 2 ** (n - 1) + 1, waits
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == MAX_RETRIES and retries[0].startswith("Some LMS POST /api/v3/token answered HTTP 503; retrying in")
+    assert not [line for line in retries if "the-secret" in line]  # the form is never logged
 
     with rm.Mocker() as m:
         m.post(TOKEN_URL, [{"status_code": 503, "json": {"error": "temporarily_unavailable"}}] * (MAX_RETRIES + 1))
