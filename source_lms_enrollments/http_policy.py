@@ -44,6 +44,8 @@ MAX_RETRIES = 5
 MAX_RETRY_TIME = timedelta(minutes=10)
 # The longest single wait a provider may ask for before we give up with a transient error instead.
 MAX_SINGLE_WAIT_SECONDS = 600
+# The CDK sleeps one second more than a backoff strategy asks for ("to cover any fractions of second").
+CDK_EXTRA_WAIT_SECONDS = 1.0
 
 _RETRY = ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, None)
 # Exceptions are looked up by exact class (cdk-notes.md §2), so every subclass we can meet is listed.
@@ -231,6 +233,17 @@ class RateLimitResetBackoff(RetryAfterBackoff):
         except ValueError:
             return None
         return value - time.time() if self._epoch else value
+
+
+def retry_wait(strategies: list[BackoffStrategy], response_or_exception: Union[requests.Response, Exception], attempt_count: int) -> float | None:
+    """The wait before the next try of a request that is not a stream's (an OAuth token request), computed as the CDK's
+    HTTP client does for a stream's: the first strategy with a non-zero answer, plus the CDK's extra second. None when
+    no strategy answers."""
+    for strategy in strategies:
+        wait = strategy.backoff_time(response_or_exception, attempt_count)
+        if wait:
+            return wait + CDK_EXTRA_WAIT_SECONDS
+    return None
 
 
 class CdkLogWording(logging.Filter):

@@ -12,12 +12,17 @@ What this adds:
   token is still used), thread-safe, and on demand through `refresh_and_set_access_token()`, which the CDK's
   HTTP client calls when a stream's error handler answers a 401 with REFRESH_TOKEN_THEN_RETRY (`refresh_on_401`);
 * every token registered with `add_to_secrets`, so that it is masked in logs and traces;
-* a rejected secret as a `config_error` naming the endpoint, the provider's message and the fields to check;
-  429, 5xx and network errors retried a few times, then a `transient_error`.
+* a rejected secret as a `config_error` naming the endpoint, the provider's message and the fields to check
+  (`rejection_hint` lets a provider name them per OAuth error code);
+* a token request as patient as any stream request (design.md §6): 408, 429, 5xx, timeouts and dropped
+  connections are retried `MAX_RETRIES` times with the streams' backoff (`Retry-After`, else exponential with
+  jitter, plus the CDK's extra second; an absurd `Retry-After` and `MAX_RETRY_TIME` end it early), then a
+  `transient_error` naming the endpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Callable, Mapping, Optional
@@ -28,14 +33,22 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .http_policy import CONNECT_TIMEOUT, READ_TIMEOUT, RetryAfterBackoff
+from .http_policy import (
+    CONNECT_TIMEOUT,
+    MAX_RETRIES,
+    MAX_RETRY_TIME,
+    READ_TIMEOUT,
+    ExponentialJitterBackoff,
+    RetryAfterBackoff,
+    retry_wait,
+)
+
+logger = logging.getLogger("airbyte")
 
 # Renew this long before the token's announced expiry (clock skew, a request in flight when it expires).
 EXPIRY_MARGIN_SECONDS = 60.0
 # When the answer has no expires_in: assume one hour, the usual OAuth2 lifetime; a 401 renews it anyway.
 DEFAULT_EXPIRES_IN = 3600
-TOKEN_ATTEMPTS = 4
-MAX_TOKEN_WAIT_SECONDS = 60.0
 
 
 def _default_parse(response: requests.Response) -> Mapping[str, Any]:
@@ -76,13 +89,14 @@ class OAuth2TokenAuthenticator(requests.auth.AuthBase):
         headers: Optional[Mapping[str, str]] = None,
         parse_token: Callable[[requests.Response], Mapping[str, Any]] = _default_parse,
         describe_error: Callable[[requests.Response], Optional[str]] = _default_describe,
+        rejection_hint: Optional[Callable[[requests.Response], Optional[str]]] = None,
         expiry_margin: float = EXPIRY_MARGIN_SECONDS,
         default_expires_in: int = DEFAULT_EXPIRES_IN,
-        attempts: int = TOKEN_ATTEMPTS,
+        max_retries: int = MAX_RETRIES,
         timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
         session: Optional[requests.Session] = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Optional[Callable[[float], None]] = None,
     ) -> None:
         self.token_url = token_url
         self._body = {"grant_type": grant_type, "client_id": client_id, "client_secret": client_secret, **(extra_body or {})}
@@ -91,13 +105,16 @@ class OAuth2TokenAuthenticator(requests.auth.AuthBase):
         self._hint = credential_hint
         self._parse = parse_token
         self._describe = describe_error
+        self._rejection_hint = rejection_hint
         self._margin = expiry_margin
         self._default_expires_in = default_expires_in
-        self._attempts = max(1, attempts)
+        # Retries after the first try, as a stream's error handler counts them; a provider's check lowers it.
+        self.max_retries = max_retries
+        self._backoffs = [RetryAfterBackoff(provider_title), ExponentialJitterBackoff()]
         self._timeout = timeout
         self._session = session or requests.Session()
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep  # None: time.sleep, looked up when called
         self._lock = threading.RLock()
         self._token: Optional[str] = None
         self._renew_at = 0.0
@@ -146,11 +163,12 @@ class OAuth2TokenAuthenticator(requests.auth.AuthBase):
         self.tokens_fetched += 1
 
     def _lifetime(self, value: Any) -> float:
+        """`expires_in` in seconds; 0 is a token already expired (used once, renewed on the next call)."""
         try:
             seconds = float(value)
         except (TypeError, ValueError):
             return float(self._default_expires_in)
-        return seconds if seconds > 0 else float(self._default_expires_in)
+        return seconds if seconds >= 0 else float(self._default_expires_in)
 
     @property
     def _path(self) -> str:
@@ -158,34 +176,59 @@ class OAuth2TokenAuthenticator(requests.auth.AuthBase):
 
     def _post(self) -> requests.Response:
         where = f"{self._title} POST {self._path}"
-        last_problem = ""
-        for attempt in range(1, self._attempts + 1):
+        attempts = max(0, self.max_retries) + 1
+        started = self._clock()
+        for attempt in range(1, attempts + 1):
             try:
                 response = self._session.post(self.token_url, data=self._body, headers=self._headers, timeout=self._timeout)
             except requests.exceptions.SSLError as error:
                 message = f"{where}: TLS failed ({type(error).__name__}). Check provider.base_url."
                 raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                last_problem = f"could not be reached or did not answer in time ({type(error).__name__})"
-                wait = None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+                kind = "did not answer in time" if isinstance(error, requests.exceptions.Timeout) else "could not be reached or dropped the connection"
+                last_problem = f"{kind} ({type(error).__name__})"
+                failed: requests.Response | Exception = error
             else:
                 if response.ok:
                     return response
+                self._raise_unless_retryable(where, response)
                 said = self._safe_describe(response)
-                said = f": {said}" if said else ""
-                if response.status_code in (400, 401, 403):
-                    # The token endpoint's 4xx is a rejected client or grant: retrying cannot help.
-                    message = f"{where} answered HTTP {response.status_code}{said}. {self._hint}"
-                    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
-                if response.status_code != 429 and response.status_code < 500:
-                    message = f"{where} answered HTTP {response.status_code}{said}. Check provider.base_url."
-                    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
-                last_problem = f"answered HTTP {response.status_code}{said}"
-                wait = RetryAfterBackoff.wait_seconds(response)
-            if attempt < self._attempts:
-                self._sleep(min(MAX_TOKEN_WAIT_SECONDS, wait if wait is not None and wait >= 0 else 2 ** (attempt - 1)))
-        message = f"{where} {last_problem}, {self._attempts} attempts; no access token. The sync can be retried later."
+                last_problem = f"answered HTTP {response.status_code}{f': {said}' if said else ''}"
+                failed = response
+            if attempt == attempts:
+                break
+            # Retry-After (an absurd one is a transient error at once), else exponential with jitter: as for any request.
+            wait = retry_wait(self._backoffs, failed, attempt) or 0.0
+            if self._clock() - started + wait > MAX_RETRY_TIME.total_seconds():
+                break
+            # Like the CDK's line for a stream's retry: the endpoint and the wait, never the form (it holds the secret).
+            logger.info(f"{where} {last_problem}; retrying in {wait:.1f} s (retry {attempt} of {attempts - 1}).")
+            (self._sleep or time.sleep)(wait)
+        message = f"{where} {last_problem}, {attempt} attempts; no access token. The sync will resume from its last state next time."
         raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
+
+    def _raise_unless_retryable(self, where: str, response: requests.Response) -> None:
+        """408, 429 and 5xx are worth another try; any other error answer is a config_error naming what to fix."""
+        status = response.status_code
+        if status in (408, 429) or status >= 500:
+            return
+        said = self._safe_describe(response)
+        said = f": {said}" if said else ""
+        if status in (400, 401, 403):
+            # The token endpoint's 4xx is a rejected client or grant (RFC 6749 §5.2): retrying cannot help.
+            hint = self._safe_hint(response) or self._hint
+            message = f"{self._title} rejected the token request (POST {self._path} answered HTTP {status}{said}). {hint}"
+        else:
+            message = f"{where} answered HTTP {status}{said}. Check provider.base_url."
+        raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+
+    def _safe_hint(self, response: requests.Response) -> Optional[str]:
+        if self._rejection_hint is None:
+            return None
+        try:
+            return self._rejection_hint(response)
+        except Exception:  # an unreadable error body falls back to the general hint
+            return None
 
     def _safe_describe(self, response: requests.Response) -> Optional[str]:
         try:

@@ -11,6 +11,7 @@ import requests_mock as rm
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_lms_enrollments.http_policy import MAX_RETRIES
 from source_lms_enrollments.oauth import OAuth2TokenAuthenticator
 
 TOKEN_URL = "https://lms.example.com/api/v3/token"
@@ -122,7 +123,8 @@ def test_a_rejected_client_is_a_config_error_with_the_providers_words_and_the_fi
         assert m.call_count == 1  # not retried
     error = raised.value
     assert error.failure_type.value == "config_error"
-    assert error.message == f"Some LMS POST /api/v3/token answered HTTP {status}: invalid_client: Client authentication failed. {HINT}"
+    assert error.message == (f"Some LMS rejected the token request (POST /api/v3/token answered HTTP {status}: invalid_client: "
+                             f"Client authentication failed). {HINT}")
 
 
 def test_a_wrong_host_is_a_config_error_naming_base_url():
@@ -133,22 +135,101 @@ def test_a_wrong_host_is_a_config_error_naming_base_url():
     assert raised.value.failure_type.value == "config_error" and "provider.base_url" in raised.value.message
 
 
-def test_server_errors_and_rate_limits_are_retried_waiting_retry_after():
+def test_server_errors_and_rate_limits_are_retried_waiting_retry_after_plus_the_cdks_second():
     waits = []
     with rm.Mocker() as m:
-        m.post(TOKEN_URL, [{"status_code": 503}, {"status_code": 429, "headers": {"Retry-After": "7"}}, *tokens("tok-A-0123456789")])
+        m.post(TOKEN_URL, [{"status_code": 503, "headers": {"Retry-After": "3"}}, {"status_code": 429, "headers": {"Retry-After": "7"}},
+                           {"status_code": 408, "headers": {"Retry-After": "2"}}, *tokens("tok-A-0123456789")])
         auth = OAuth2TokenAuthenticator(TOKEN_URL, "c", "s", provider_title="Some LMS", credential_hint=HINT, sleep=waits.append)
         assert header(auth) == "Bearer tok-A-0123456789"
-    assert waits == [1, 7.0]
+    assert waits == [4.0, 8.0, 3.0]  # as a stream request waits: Retry-After + 1 s (cdk-notes.md §2)
 
 
-def test_a_token_endpoint_that_stays_down_is_a_transient_error():
+def test_the_token_request_is_as_patient_as_any_request_max_retries_then_a_transient_error(caplog):
+    # Five failures in a row are retried (the stream requests' MAX_RETRIES); the sixth try gets the token.
+    waits = []
+    caplog.set_level("INFO", logger="airbyte")
     with rm.Mocker() as m:
-        m.post(TOKEN_URL, exc=requests.exceptions.ConnectTimeout)
+        m.post(TOKEN_URL, [*[{"status_code": 503}] * MAX_RETRIES, *tokens("tok-A-0123456789")])
+        auth = OAuth2TokenAuthenticator(TOKEN_URL, "c", "the-secret", provider_title="Some LMS", credential_hint=HINT, sleep=waits.append)
+        assert header(auth) == "Bearer tok-A-0123456789"
+        assert m.call_count == MAX_RETRIES + 1
+    # No Retry-After: exponential with jitter, each wait in [1/2, 1] x 2^(n-1) s, plus the CDK's second.
+    assert len(waits) == MAX_RETRIES
+    for n, wait in enumerate(waits, start=1):
+        assert 2 ** (n - 1) / 2 + 1 <= wait <= 2 ** (n - 1) + 1, waits
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == MAX_RETRIES and retries[0].startswith("Some LMS POST /api/v3/token answered HTTP 503; retrying in")
+    assert not [line for line in retries if "the-secret" in line]  # the form is never logged
+
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, [{"status_code": 503, "json": {"error": "temporarily_unavailable"}}] * (MAX_RETRIES + 1))
         with pytest.raises(AirbyteTracedException) as raised:
-            header(authenticator(attempts=3))
+            header(authenticator())
+        assert m.call_count == MAX_RETRIES + 1
+    error = raised.value
+    assert error.failure_type.value == "transient_error"
+    assert error.message.startswith("Some LMS POST /api/v3/token answered HTTP 503: temporarily_unavailable, 6 attempts")
+    assert "the-secret" not in error.message
+
+
+@pytest.mark.parametrize("failure", [requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout,
+                                     requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError])
+def test_timeouts_and_dropped_connections_are_retried_then_a_transient_error(failure):
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, exc=failure)
+        with pytest.raises(AirbyteTracedException) as raised:
+            header(authenticator(max_retries=2))
         assert m.call_count == 3
     assert raised.value.failure_type.value == "transient_error" and "POST /api/v3/token" in raised.value.message
+    assert failure.__name__ in raised.value.message
+
+
+def test_an_absurd_retry_after_is_a_transient_error_at_once():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, status_code=429, headers={"Retry-After": "86400"})
+        with pytest.raises(AirbyteTracedException) as raised:
+            header(authenticator())
+        assert m.call_count == 1
+    assert raised.value.failure_type.value == "transient_error" and "/api/v3/token" in raised.value.message
+
+
+def test_retries_stop_at_the_streams_total_retry_time():
+    clock = Clock()
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock.now += seconds
+
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, status_code=503, headers={"Retry-After": "400"})
+        auth = OAuth2TokenAuthenticator(TOKEN_URL, "c", "s", provider_title="Some LMS", credential_hint=HINT, clock=clock, sleep=sleep)
+        with pytest.raises(AirbyteTracedException) as raised:
+            header(auth)
+    assert slept == [401.0] and m.call_count == 2  # a second 401 s wait would pass MAX_RETRY_TIME (600 s)
+    assert raised.value.failure_type.value == "transient_error" and "2 attempts" in raised.value.message
+
+
+def test_a_rejection_hint_names_the_fields_per_error_code_and_falls_back_to_the_general_hint():
+    def hint(response):
+        return "Check provider.username and provider.password." if response.json().get("error") == "invalid_grant" else None
+
+    for body, expected in (({"error": "invalid_grant"}, "Check provider.username and provider.password."), ({"error": "invalid_client"}, HINT)):
+        with rm.Mocker() as m:
+            m.post(TOKEN_URL, status_code=400, json=body)
+            with pytest.raises(AirbyteTracedException) as raised:
+                header(authenticator(rejection_hint=hint))
+        assert raised.value.failure_type.value == "config_error" and raised.value.message.endswith(expected)
+
+
+def test_expires_in_zero_is_a_token_used_once_and_renewed():
+    with rm.Mocker() as m:
+        m.post(TOKEN_URL, [*tokens("tok-A-0123456789", expires_in=0), *tokens("tok-B-0123456789")])
+        auth = authenticator()
+        assert header(auth) == "Bearer tok-A-0123456789"
+        assert header(auth) == "Bearer tok-B-0123456789"
+        assert header(auth) == "Bearer tok-B-0123456789"
 
 
 def test_an_answer_without_a_token_is_a_system_error():

@@ -7,8 +7,12 @@
   other parameter (`current`, `next`, `prev`, `first`, `last`); enrollments page with opaque bookmarks and no `last`,
   users without `last` either (Canvas leaves it out when counting is expensive).
 - Throttling: a leaky bucket per token (high-water mark, outflow per second, cost per request). Every answer carries
-  `X-Request-Cost` and `X-Rate-Limit-Remaining`; a full bucket answers 403, `text/plain`,
-  "403 Forbidden (Rate Limit Exceeded)", `X-Rate-Limit-Remaining` <= 0, no `Retry-After` (request_throttle.rb).
+  `X-Request-Cost` and `X-Rate-Limit-Remaining`; a full bucket answers `throttle_status` (option): 403, `text/plain`,
+  "403 Forbidden (Rate Limit Exceeded)" as Canvas did until October 2025 (request_throttle.rb), or 429 "429 Too Many
+  Requests (Rate Limit Exceeded)" as it does since; `X-Rate-Limit-Remaining` <= 0, no `Retry-After`. The
+  `rate_limit` fault answers the same, its bucket `throttle_overdraw` (option) units over the mark.
+- `admins_status` (option, 401 or 403): `/admins` refuses the admin token with that status, as Canvas does for a
+  sub-account admin or a role that may not view the account's admins; everything else still answers.
 - Data: the root account (`root_account_id`, alias `self`) holds every course; sub-account `root + 1` holds the courses
   whose id is a multiple of 3. Deleted users are not listed, and their enrollments are `deleted`. Instructor rows
   become Teacher/TA/Designer enrollments; some courses also have an observer. Enrollment states by default leave out
@@ -33,7 +37,7 @@ from .server import FakeProviderApp, FakeRequest, FakeResponse
 ACCESS_TOKEN = "7~FAKEcanvasTOKENx9aQ2mVb7LkP0sD3fG5hJ8kZ1nC4vB6wE9rT2yU5iO8pA"  # Canvas tokens: "{shard}~{64 chars}"
 STUDENT_TOKEN = "7~FAKEstudentTOKENq1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c2v3"  # a valid token of a non-admin
 
-THROTTLED_BODY = "403 Forbidden (Rate Limit Exceeded)\n"
+THROTTLED_REASONS = {403: "Forbidden", 429: "Too Many Requests"}
 _NEUTRAL_TO_STATE = {"not_started": "active", "in_progress": "active", "completed": "active", "passed": "active",
                      "failed": "active", "expired": "completed", "withdrawn": "inactive"}
 _INSTRUCTOR_TYPES = ("TeacherEnrollment", "TaEnrollment", "DesignerEnrollment")  # by course id % 3
@@ -57,17 +61,23 @@ class CanvasApp(FakeProviderApp):
 
     def __init__(self, data: Dataset, access_token: str = ACCESS_TOKEN, root_account_id: int | str = 10,
                  max_per_page: int | str = 100, hwm: float | str = 600.0, outflow: float | str = 10.0,
-                 request_cost: float | str = 0.05, **options: Any) -> None:
+                 request_cost: float | str = 0.05, throttle_status: int | str = 403, throttle_overdraw: float | str = 0.0,
+                 admins_status: int | str | None = None, **options: Any) -> None:
         super().__init__(data, **options)
         self.access_token = access_token
         self.root_account_id = int(root_account_id)
         self.sub_account_id = self.root_account_id + 1
         self.max_per_page = int(max_per_page)
         self.hwm, self.outflow, self.request_cost = float(hwm), float(outflow), float(request_cost)
+        self.throttle_status = int(throttle_status)
+        if self.throttle_status not in THROTTLED_REASONS:
+            raise ValueError(f"throttle_status must be one of {sorted(THROTTLED_REASONS)}")
+        self.throttle_overdraw = float(throttle_overdraw)
+        self.admins_status = int(admins_status) if admins_status not in (None, "") else None
         self._bucket_level = 0.0
         self._bucket_touched = time.monotonic()
         self._bucket_lock = threading.Lock()
-        self.throttled = 0  # 403s answered because the bucket was full
+        self.throttled = 0  # throttled answers (403 or 429) given because the bucket was full
         self.stream_paths = {"users": f"/api/v1/accounts/{self.root_account_id}/users",
                              "courses": f"/api/v1/accounts/{self.root_account_id}/courses", "course_enrollments": "/enrollments"}
         self._routes: list[tuple[re.Pattern[str], Callable[..., FakeResponse]]] = [
@@ -98,8 +108,13 @@ class CanvasApp(FakeProviderApp):
 
     # ---- fault answers, as Canvas gives them --------------------------------------------------------------------
     def rate_limited(self, retry_after: float | None) -> FakeResponse:
-        # Canvas throttles with 403 and sends no Retry-After, whatever the fault asked for.
-        return FakeResponse(403, THROTTLED_BODY, {"X-Rate-Limit-Remaining": "0.0"}, "text/plain; charset=utf-8")
+        # Canvas sends no Retry-After, whatever the fault asked for.
+        return self.throttled_answer(-self.throttle_overdraw)
+
+    def throttled_answer(self, remaining: float) -> FakeResponse:
+        status = self.throttle_status
+        body = f"{status} {THROTTLED_REASONS[status]} (Rate Limit Exceeded)\n"
+        return FakeResponse(status, body, {"X-Rate-Limit-Remaining": f"{remaining if remaining < 0 else 0.0:.1f}"}, "text/plain; charset=utf-8")
 
     def server_error(self, status: int) -> FakeResponse:
         return canvas_error(status, "An error occurred.", error_report_id=4242)
@@ -195,7 +210,7 @@ class CanvasApp(FakeProviderApp):
             return response
         admitted, remaining = self._spend()
         if not admitted:
-            return FakeResponse(403, THROTTLED_BODY, {"X-Rate-Limit-Remaining": f"{remaining:.1f}"}, "text/plain; charset=utf-8")
+            return self.throttled_answer(remaining)
         response = self.route(request, is_admin=token == self.access_token)
         response.headers.update({"X-Request-Cost": f"{self.request_cost:.4f}", "X-Rate-Limit-Remaining": f"{remaining:.1f}"})
         return response
@@ -334,6 +349,8 @@ class CanvasApp(FakeProviderApp):
         return user
 
     def account_admins(self, request: FakeRequest, account: int) -> FakeResponse:
+        if self.admins_status is not None:
+            return FakeResponse(self.admins_status, {"status": "unauthorized", "errors": [{"message": "user not authorized to perform that action"}]})
         def render(p: Person) -> dict[str, Any]:
             return {"id": 5000 + p.id, "role": "AccountAdmin", "role_id": 1, "workflow_state": "active",
                     "user": {"id": p.id, "name": f"{p.first_name} {p.last_name}", "sortable_name": f"{p.last_name}, {p.first_name}",

@@ -6,8 +6,10 @@ Facts: ../shared/docs/providers-moodle-canvas.md §2 and §3, checked against ca
   bookmarks, so pages are never computed); `per_page` is clamped by Canvas to 1..100 (lib/api.rb `MAX_PER_PAGE`).
 - No endpoint filters by modification time: every stream is read in full and filtered here.
 - Throttling: a leaky bucket per token. Answers carry `X-Request-Cost` and `X-Rate-Limit-Remaining`; a full bucket
-  answers **403** "403 Forbidden (Rate Limit Exceeded)" with no `Retry-After` (app/middleware/request_throttle.rb).
-  That 403 is waited out and retried; Canvas reports missing permissions with 401, not 403.
+  answers **429** since October 2025 (https://developerdocs.instructure.com/services/canvas/basics/file.throttling),
+  historically **403** "403 Forbidden (Rate Limit Exceeded)", with no `Retry-After` (app/middleware/request_throttle.rb).
+  Both are waited out with the same pacing and retried; Canvas reports missing permissions with 401, not 403.
+- `/admins` only supplies the `admin` role: a token that may not list them (401/403) reads users without it.
 - Errors: `{"errors": [{"message": ...}]}`.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -27,6 +29,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 
 from ..base import LmsProvider, LmsStream, config_error
+from ..http_policy import endpoint_of
 from ..unified import iso_to_iso, latest, lookup, now_iso, primary_emails, to_number, to_percent, to_str
 
 logger = logging.getLogger("airbyte")
@@ -87,6 +90,7 @@ class Canvas(LmsProvider):
             raise config_error(f"provider.account_id must be a Canvas account id such as 1 or 12345~67, got {account!r}.")
         self.configured_account = account or None
         self._account_id: str | None = self.configured_account
+        self._admins_denied = False  # warned once that /admins is not readable with this token
         # Keep room for every request the fan-out may have in flight at once.
         self.pacer = CanvasPacer(low_water=THROTTLE_UP_FRONT_COST * (self.config.max_concurrency or self.default_concurrency))
 
@@ -117,6 +121,18 @@ class Canvas(LmsProvider):
             roles[str(admin["user"]["id"])] = "admin"
         return roles
 
+    def warn_admins_denied(self, response: requests.Response) -> None:
+        """Once per sync: the token may not list the account's admins, so nobody gets the `admin` role."""
+        if self._admins_denied:
+            return
+        self._admins_denied = True
+        said = canvas_error_message(response)
+        logger.warning(
+            f"{self.title} GET {endpoint_of(response.url)} answered HTTP {response.status_code}{f': {said}' if said else ''}: "
+            "this token may not list the account's admins. Users are read without the admin role; each keeps the "
+            "role of their course enrollments. To get it, use a token of an admin of this account who may view its admins."
+        )
+
 
 # ---- throttling -----------------------------------------------------------------------------------------------
 
@@ -129,7 +145,10 @@ def header_float(response: requests.Response, name: str) -> float | None:
 
 
 def is_throttled(response: requests.Response) -> bool:
-    """Canvas's throttle answer: 403 with "Rate Limit Exceeded" in its text body, or an exhausted quota header."""
+    """Canvas's throttle answer: any 429 (since October 2025), or the historic 403 with "Rate Limit Exceeded" in its
+    text body or an exhausted quota header (self-hosted and older Canvas still answer so)."""
+    if response.status_code == 429:
+        return True
     if response.status_code != 403:
         return False
     if b"rate limit exceeded" in (response.content or b"")[:200].lower():
@@ -139,7 +158,7 @@ def is_throttled(response: requests.Response) -> bool:
 
 
 class CanvasThrottleBackoff(BackoffStrategy):
-    """How long to wait after a throttled 403: until the bucket has leaked below its mark, plus exponential jitter.
+    """How long to wait after a throttled answer (429 or 403): until the bucket has leaked below its mark, plus exponential jitter.
 
     `X-Rate-Limit-Remaining` is the high-water mark minus the bucket's level, so a negative value says how far over
     the bucket is; it leaks THROTTLE_OUTFLOW_PER_SECOND units a second. The CDK adds 1 s to the value returned.
@@ -193,12 +212,13 @@ class CanvasStream(LmsStream):
             return ErrorResolution(
                 ResponseAction.RATE_LIMITED,
                 FailureType.transient_error,
-                "Canvas throttled this token (403 Rate Limit Exceeded); the sync will resume from its last state next time.",
+                "Canvas throttled this token (Rate Limit Exceeded); the sync will resume from its last state next time.",
             )
         return None
 
-    def get_backoff_strategy(self) -> list[Any]:
-        return [CanvasThrottleBackoff(), *super().get_backoff_strategy()]
+    def provider_backoffs(self) -> list[Any]:
+        # After Retry-After (Canvas sends none today; should a 429 carry one, it wins), before exponential jitter.
+        return [CanvasThrottleBackoff()]
 
     def describe_error(self, response: requests.Response) -> str | None:
         return canvas_error_message(response)
@@ -295,14 +315,29 @@ class CanvasAccountUsers(CanvasStream):
 
 
 class CanvasAdmins(CanvasStream):
-    """GET accounts/:id/admins: the account's admins, each with its `user`."""
+    """GET accounts/:id/admins: the account's admins, each with its `user`.
+
+    It only supplies the `admin` role, and a token that may read the account's users may still not list its admins
+    (a sub-account admin, a role without "Admins - view"): Canvas then answers 401 (or 403). That is not fatal: the
+    users are read without the `admin` role, each keeping the role of their course enrollments, and a warning says so.
+    """
 
     unified_name = "account_admins"
+    denied: ClassVar[tuple[int, ...]] = (401, 403)
 
     def first_path(self, stream_slice: Mapping[str, Any]) -> str:
         return f"accounts/{self.provider.account_id}/admins"
 
+    def provider_error_rule(self, response: requests.Response) -> ErrorResolution | None:
+        throttled = super().provider_error_rule(response)  # a throttled 403 is still waited out and retried
+        if throttled is None and response.status_code in self.denied:
+            return ErrorResolution(ResponseAction.IGNORE, None, "The account's admins are read without the admin role.")
+        return throttled
+
     def parse_response(self, response: requests.Response, **_: Any) -> Iterable[Mapping[str, Any]]:
+        if response.status_code in self.denied:
+            self.provider.warn_admins_denied(response)
+            return
         for admin in self.rows_of(response):
             if not isinstance(admin.get("user"), dict) or admin["user"].get("id") is None:
                 raise self.malformed(response, "an admin has no user object with an id")

@@ -2,7 +2,8 @@
 
 Facts: ../shared/docs/providers-talentlms-ispring-docebo.md §3 and §4; what differs is in docs/providers/docebo.md.
 - Auth: OAuth2 at `{base_url}/oauth2/token` with `scope=api`; client credentials, or the password grant when a
-  username and password are configured. The token is renewed before it expires and on a 401.
+  username and password are configured, through the shared `OAuth2TokenAuthenticator` (renewed before it expires
+  and on a 401; the token request retried like any request).
 - Paging: `page` (1-based) and `page_size` (at most 200) in a `{"data": {"items", "has_more_data", "cursor",
   "current_page", "total_page_count"}}` envelope; a returned `cursor` is sent back, and every list is sorted on a
   unique key so that pages neither repeat nor skip records.
@@ -15,20 +16,15 @@ Facts: ../shared/docs/providers-talentlms-ispring-docebo.md §3 and §4; what di
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, MutableMapping, Optional
 
 import orjson
 import requests
-from airbyte_cdk.models import FailureType, SyncMode
-from airbyte_cdk.sources.streams.http.requests_native_auth import Oauth2Authenticator
-from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
-from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from airbyte_cdk.models import SyncMode
 
 from ..base import LmsProvider, LmsStream, config_error, parsed_once
-from ..http_policy import CONNECT_TIMEOUT, MAX_RETRIES, READ_TIMEOUT, ExponentialJitterBackoff, RetryAfterBackoff
+from ..http_policy import CONNECT_TIMEOUT
+from ..oauth import OAuth2TokenAuthenticator
 from ..unified import full_name, iso_to_iso, lookup, now_iso, primary_emails, to_bool, to_number, to_percent, to_str
 
 # The documented maximum page size of Docebo list endpoints (providers doc §3.3).
@@ -80,7 +76,7 @@ class Docebo(LmsProvider):
         self.api_base = f"{self.config.base_url}/"
         self._people: dict[str, dict[str, Any]] | None = None
 
-    def make_authenticator(self) -> "DoceboOAuth":
+    def make_authenticator(self) -> OAuth2TokenAuthenticator:
         provider = self.config.provider
         username, password = to_str(provider.get("username")), to_str(provider.get("password"))
         if bool(username) != bool(password):
@@ -88,19 +84,25 @@ class Docebo(LmsProvider):
                 "provider.username and provider.password go together: give both for the password grant, "
                 "or neither for the client credentials grant."
             )
-        return DoceboOAuth(
+        grant = "password" if username and password else "client_credentials"
+        return OAuth2TokenAuthenticator(
             f"{self.config.base_url}{TOKEN_PATH}",
             str(provider["client_id"]),
             str(provider["client_secret"]),
-            username,
-            password,
+            provider_title=self.title,
+            credential_hint=self.credential_hint,
+            grant_type=grant,
+            extra_body={"scope": "api", **({"username": username, "password": password} if grant == "password" else {})},
+            describe_error=token_error_text,
+            rejection_hint=lambda response: rejection_hint(response, grant),
+            timeout=(CONNECT_TIMEOUT, self.config.read_timeout),
         )
 
     def streams(self) -> list[LmsStream]:
         return [DoceboUsers(self), DoceboCourses(self), DoceboCourseEnrollments(self)]
 
     def check_stream(self) -> LmsStream:
-        self.authenticator.attempts = 2  # like the check stream itself: answer quickly
+        self.authenticator.max_retries = 1  # like the check stream itself: answer quickly
         return DoceboCheck(self, max_retries=1)
 
     def people(self) -> dict[str, dict[str, Any]]:
@@ -113,92 +115,29 @@ class Docebo(LmsProvider):
         return self._people
 
 
-class DoceboOAuth(Oauth2Authenticator):
-    """The CDK's OAuth2 authenticator (expiry, Bearer header, refresh on 401) with Docebo's grants.
+def token_error_text(response: requests.Response) -> str | None:
+    try:
+        return oauth_error_text(orjson.loads(response.content))
+    except orjson.JSONDecodeError:
+        return None
 
-    Only the token request itself is ours: the CDK's would retry a network error for 5 minutes and report a wrong
-    secret as a rejected *refresh token*; here each failure names the config fields to fix.
-    """
 
-    def __init__(self, token_url: str, client_id: str, client_secret: str, username: str | None, password: str | None) -> None:
-        body: dict[str, Any] = {"scope": "api"}
-        if username and password:
-            body.update(username=username, password=password)
-        self.grant = "password" if username and password else "client_credentials"
-        # Attempts at the token endpoint on a 429, a 5xx or a dropped connection: as patient as any other request.
-        self.attempts = MAX_RETRIES + 1
-        super().__init__(
-            token_refresh_endpoint=token_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=None,  # type: ignore[arg-type]  # neither grant has one; None is left out of the form
-            refresh_request_body=body,
-            grant_type=self.grant,
-        )
-
-    def refresh_access_token(self) -> tuple[str, AirbyteDateTime]:
-        response = self._token_response()
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = None
-        if response.status_code != 200:
-            raise self._rejected(response, body)
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise config_error(
-                f"Docebo POST {TOKEN_PATH} answered without an access_token. Check that provider.base_url is the "
-                "Docebo platform URL (e.g. https://acme.docebosaas.com)."
-            )
-        add_to_secrets(token)
-        lifetime = to_number(body.get("expires_in"))
-        lifetime = 3600 if lifetime is None else int(lifetime)  # Docebo's documented default
-        # Renew a little before Docebo's expiry (3,600 s by default) so that no request races it.
-        margin = min(60, lifetime // 10)
-        return token, ab_datetime_now() + timedelta(seconds=max(lifetime - margin, 0))
-
-    def _token_response(self) -> requests.Response:
-        backoff = ExponentialJitterBackoff()
-        for attempt in range(1, self.attempts + 1):
-            last = attempt == self.attempts
-            wait = None
-            try:
-                response = requests.post(self.get_token_refresh_endpoint(), data=self.build_refresh_request_body(),
-                                         timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            except requests.RequestException as error:
-                if last:
-                    raise AirbyteTracedException(
-                        message=f"Docebo POST {TOKEN_PATH} could not be reached ({type(error).__name__}). Check provider.base_url.",
-                        failure_type=FailureType.transient_error,
-                    ) from None
-            else:
-                if response.status_code != 429 and response.status_code < 500:
-                    return response
-                if last:
-                    raise AirbyteTracedException(
-                        message=f"Docebo POST {TOKEN_PATH} answered HTTP {response.status_code} {self.attempts} times; "
-                        "the platform is busy or rate limited. The sync will resume from its last state next time.",
-                        failure_type=FailureType.transient_error,
-                    )
-                wait = RetryAfterBackoff.wait_seconds(response)
-            time.sleep(min(wait if wait is not None else backoff.backoff_time(None, attempt), 60))
-        raise AssertionError("unreachable")
-
-    def _rejected(self, response: requests.Response, body: Any) -> AirbyteTracedException:
-        error = body.get("error") if isinstance(body, dict) else None
-        said = oauth_error_text(body) or f"HTTP {response.status_code}"
-        where = f"Docebo rejected the token request (POST {TOKEN_PATH} answered HTTP {response.status_code}: {said})."
-        if error == "invalid_grant" and self.grant == "password":
-            fix = "Check provider.username and provider.password, and that this user is active."
-        elif error in ("unauthorized_client", "unsupported_grant_type"):
-            fix = f"Enable the '{self.grant}' grant type on the OAuth2 app (Admin menu → API and SSO → API credentials)."
-        elif error == "invalid_scope":
-            fix = "The OAuth2 app must allow the 'api' scope."
-        elif error is None and not isinstance(body, dict):
-            fix = "Check provider.base_url: it should be the Docebo platform URL, e.g. https://acme.docebosaas.com."
-        else:
-            fix = "Check provider.client_id and provider.client_secret (Admin menu → API and SSO → API credentials)."
-        return config_error(f"{where} {fix}")
+def rejection_hint(response: requests.Response, grant: str) -> str:
+    """What to fix for a refused token request (400/401/403), by its RFC 6749 error code."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if error == "invalid_grant" and grant == "password":
+        return "Check provider.username and provider.password, and that this user is active."
+    if error in ("unauthorized_client", "unsupported_grant_type"):
+        return f"Enable the '{grant}' grant type on the OAuth2 app (Admin menu → API and SSO → API credentials)."
+    if error == "invalid_scope":
+        return "The OAuth2 app must allow the 'api' scope."
+    if not isinstance(body, dict):
+        return "Check provider.base_url: it should be the Docebo platform URL, e.g. https://acme.docebosaas.com."
+    return "Check provider.client_id and provider.client_secret (Admin menu → API and SSO → API credentials)."
 
 
 def oauth_error_text(body: Any) -> str | None:

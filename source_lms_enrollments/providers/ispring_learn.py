@@ -3,7 +3,8 @@
 Facts: ../shared/docs/providers-talentlms-ispring-docebo.md §2 and §4; the v3 OpenAPI at
 https://api-learn.ispringlearn.com/docs/rest-api.
 - Auth: OAuth2 client credentials at `POST /api/v3/token`; the token lives 30 minutes and has no refresh token,
-  so it is renewed ahead of expiry (and on a 401) by the shared `OAuth2TokenAuthenticator`.
+  so it is renewed ahead of expiry (and on a 401) by the shared `OAuth2TokenAuthenticator`, whose token request is
+  retried like any request (MAX_RETRIES, Retry-After, exponential jitter).
 - Format: XML unless `Accept: application/json`; we ask for JSON and still read XML (a list of one element,
   0/1 booleans and empty elements included), since some hosts answer XML whatever is asked.
 - Paging: `pageSize` (default and our value 1000) and `pageToken` = the previous page's `nextPageToken`, until
@@ -85,6 +86,7 @@ class IspringLearn(LmsProvider):
 
     def check_stream(self) -> LmsStream:
         # Token plus one user: proves the key and the host. One page of one user is the cheapest listed call.
+        self.authenticator.max_retries = 1  # like the check stream itself: answer quickly
         return IspringUsers(self, max_retries=1, page_size=1, one_page=True)
 
 

@@ -15,6 +15,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from integration_tests.harness import records_by_stream, run_read
 from source_lms_enrollments.providers.canvas import (
     Canvas,
+    CanvasAdmins,
     CanvasPacer,
     CanvasThrottleBackoff,
     CanvasUsers,
@@ -33,7 +34,10 @@ BASE = "https://school.instructure.com"
 API = f"{BASE}/api/v1"
 TOKEN = "7~" + "t" * 64
 NOW = "2026-01-01T00:00:00Z"
-THROTTLED = b"403 Forbidden (Rate Limit Exceeded)\n"
+THROTTLED = b"403 Forbidden (Rate Limit Exceeded)\n"  # Canvas until October 2025 (request_throttle.rb)
+THROTTLED_429 = b"429 Too Many Requests (Rate Limit Exceeded)\n"  # since: same bucket, status 429
+# Both ways Canvas throttles, for tests that must hold for each.
+THROTTLES = pytest.mark.parametrize("status, body", [(403, THROTTLED), (429, THROTTLED_429)], ids=["403", "429"])
 
 
 def load(name: str):
@@ -188,27 +192,51 @@ def test_the_throttle_is_told_from_a_real_permission_error():
     assert is_throttled(response(403, THROTTLED, {"X-Rate-Limit-Remaining": "0.0"}))
     assert is_throttled(response(403, b"", {"X-Rate-Limit-Remaining": "-12.5"}))
     assert not is_throttled(response(403, b'{"errors":[{"message":"forbidden"}]}', {"X-Rate-Limit-Remaining": "580.2"}))
-    assert not is_throttled(response(429, THROTTLED))
+    # Since October 2025 Canvas throttles with 429: any 429 is the throttle, whatever its body and headers.
+    assert is_throttled(response(429, THROTTLED_429, {"X-Rate-Limit-Remaining": "0.0"}))
+    assert is_throttled(response(429, b""))
 
 
-def test_the_stream_retries_the_throttle_and_keeps_403_a_config_error_otherwise():
+@THROTTLES
+def test_the_stream_retries_the_throttle_and_keeps_403_a_config_error_otherwise(status, body):
     handler = CanvasUsers(Canvas(config())).get_error_handler()
-    throttled = handler.interpret_response(response(403, THROTTLED, {"X-Rate-Limit-Remaining": "0.0"}))
+    throttled = handler.interpret_response(response(status, body, {"X-Rate-Limit-Remaining": "0.0"}))
     assert (throttled.response_action, throttled.failure_type) == (ResponseAction.RATE_LIMITED, FailureType.transient_error)
     assert "/api/v1/accounts/1/users" in throttled.error_message and "throttled" in throttled.error_message
+    assert f"HTTP {status}" in throttled.error_message
     denied = handler.interpret_response(response(403, b'{"errors":[{"message":"forbidden"}]}', {"X-Rate-Limit-Remaining": "580.2"}))
     assert (denied.response_action, denied.failure_type) == (ResponseAction.FAIL, FailureType.config_error)
     assert "provider.access_token" in denied.error_message
 
 
-def test_the_throttle_backoff_waits_for_the_bucket_to_drain():
+@THROTTLES
+def test_the_throttle_backoff_waits_for_the_bucket_to_drain(status, body):
     backoff = CanvasThrottleBackoff()
-    assert 0.5 <= backoff.backoff_time(response(403, THROTTLED, {"X-Rate-Limit-Remaining": "0.0"}), 1) <= 1.0
+    assert 0.5 <= backoff.backoff_time(response(status, body, {"X-Rate-Limit-Remaining": "0.0"}), 1) <= 1.0
     # 40 units over the mark at 10 units a second: at least 4 s, plus jitter
-    assert 4.5 <= backoff.backoff_time(response(403, THROTTLED, {"X-Rate-Limit-Remaining": "-40"}), 1) <= 5.0
-    assert 2.0 <= backoff.backoff_time(response(403, THROTTLED), 3) <= 4.0
+    assert 4.5 <= backoff.backoff_time(response(status, body, {"X-Rate-Limit-Remaining": "-40"}), 1) <= 5.0
+    assert 2.0 <= backoff.backoff_time(response(status, body), 3) <= 4.0
     assert backoff.backoff_time(response(500, b""), 1) is None  # not ours: the shared policy decides
     assert backoff.backoff_time(requests.exceptions.ReadTimeout(), 1) is None
+
+
+def test_a_retry_after_wins_over_the_bucket_estimate_then_the_throttle_backoff_then_jitter():
+    strategies = CanvasUsers(Canvas(config())).get_backoff_strategy()
+    names = [type(s).__name__ for s in strategies]
+    assert names == ["RetryAfterBackoff", "CanvasThrottleBackoff", "ExponentialJitterBackoff"]
+    throttled = response(429, THROTTLED_429, {"X-Rate-Limit-Remaining": "-40", "Retry-After": "9"})
+    assert next(w for w in (s.backoff_time(throttled, 1) for s in strategies) if w) == 9.0
+
+
+def test_admins_refused_with_401_or_403_are_ignored_but_a_throttled_403_is_retried():
+    handler = CanvasAdmins(Canvas(config(account_id="1"))).get_error_handler()
+    admins = f"{API}/accounts/1/admins?per_page=100"
+    for status in (401, 403):
+        denied = handler.interpret_response(response(status, json.dumps(load("error__unauthorized.json")).encode(), url=admins))
+        assert denied.response_action == ResponseAction.IGNORE and "/api/v1/accounts/1/admins" in denied.error_message
+    throttled = handler.interpret_response(response(403, THROTTLED, {"X-Rate-Limit-Remaining": "0.0"}, url=admins))
+    assert throttled.response_action == ResponseAction.RATE_LIMITED
+    assert handler.interpret_response(response(500, b"", url=admins)).response_action == ResponseAction.RETRY
 
 
 def test_the_pacer_waits_only_when_the_quota_runs_low():

@@ -12,6 +12,7 @@ from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from integration_tests.harness import records_by_stream, run_read
+from source_lms_enrollments.http_policy import MAX_RETRIES
 from source_lms_enrollments.providers.docebo import (
     Docebo,
     docebo_date,
@@ -212,13 +213,27 @@ def test_an_expired_token_is_renewed_before_the_next_request():
         assert mock.call_count == 2
 
 
-def test_the_token_endpoint_is_retried_on_503_then_succeeds(monkeypatch):
-    monkeypatch.setattr("source_lms_enrollments.providers.docebo.time.sleep", lambda _: None)
+def test_the_token_endpoint_is_retried_like_any_request_then_succeeds(monkeypatch):
+    waits = []
+    monkeypatch.setattr("source_lms_enrollments.oauth.time.sleep", waits.append)
     auth = Docebo(config()).authenticator
     with rm.Mocker() as mock:
-        mock.post(f"{BASE}/oauth2/token", [{"status_code": 503, "json": {"message": "busy"}}, {"json": load("oauth2_token.json")}])
+        mock.post(f"{BASE}/oauth2/token", [*[{"status_code": 503, "json": {"message": "busy"}}] * MAX_RETRIES, {"json": load("oauth2_token.json")}])
         assert auth.get_auth_header()["Authorization"].startswith("Bearer ")
+        assert mock.call_count == MAX_RETRIES + 1
+    assert len(waits) == MAX_RETRIES
+
+
+def test_check_asks_for_the_token_as_few_times_as_the_check_stream(monkeypatch):
+    monkeypatch.setattr("source_lms_enrollments.oauth.time.sleep", lambda _: None)
+    provider = Docebo(config())
+    provider.check_stream()
+    with rm.Mocker() as mock:
+        mock.post(f"{BASE}/oauth2/token", status_code=503, json={"message": "busy"})
+        with pytest.raises(AirbyteTracedException) as raised:
+            provider.authenticator.get_auth_header()
         assert mock.call_count == 2
+    assert raised.value.failure_type == FailureType.transient_error and "Docebo POST /oauth2/token answered HTTP 503: busy" in raised.value.message
 
 
 # ---- paging, through the streams --------------------------------------------------------------------------------------
