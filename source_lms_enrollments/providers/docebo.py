@@ -347,6 +347,7 @@ class DoceboCourseEnrollments(DoceboStream):
     """
 
     unified_name = "course_enrollments"
+    pair_id = True  # ids are "{user_id}:{course_id}": a tombstone still names both
     api_path = "learn/v1/enrollments"
     sort_params = {"get_cursor": "1"}
     server_side_filter = True

@@ -404,6 +404,7 @@ class MoodleCourseEnrollments(MoodleEnrolledUsers):
     """
 
     unified_name = "course_enrollments"  # type: ignore[assignment]
+    pair_id = True  # ids are "{user_id}:{course_id}": a tombstone still names both
 
     def __init__(self, provider: Moodle, **kwargs: Any) -> None:
         super().__init__(provider, **kwargs)
