@@ -1,5 +1,5 @@
 SHELL := /bin/bash
-# Everything builds its own virtual environment from nothing: a fresh clone needs only python3 (3.10+).
+# Everything builds its own virtual environment from nothing: a fresh clone needs only python3 (3.10 to 3.13).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -54,7 +54,7 @@ image:
 	elif [ -n "$(CONTAINER_CHECK)" ]; then \
 	  CONTAINER_CHECK_IMAGE=$(IMAGE) $(CONTAINER_CHECK); \
 	else \
-	  echo "make image: needs a Docker engine (docker info fails) or shared/tools/container-check" >&2; exit 1; \
+	  echo "make image: needs a Docker engine (docker info fails) or container-check, the project's shared tool (not in this repository), at ../shared/tools/ or ../../shared/tools/, or CONTAINER_CHECK=/path/to/it" >&2; exit 1; \
 	fi
 
 # Not part of `make test`: it prints figures, it asserts nothing. Peers go into their own venvs under bench/.peers/.

@@ -4,16 +4,25 @@ The image is built and run with shared/tools/container-check (rootful podman, a 
 airbyte/python-connector-base, the host network, this checkout mounted read-only-in-practice at /data). Where the
 tool cannot run (not found, not root, no podman and no apt-get to install it) every test here is skipped, with
 the reason; a build that fails is a failure.
+
+Every container-check call holds one machine-wide file lock (`CONTAINER_CHECK_LOCK`): a first call installs podman
+with apt and bootstraps the base image, and two at once race for apt's lock. pytest-xdist's `xdist_group` keeps
+these tests on one worker only where pytest and xdist agree on it (pytest 9 with xdist 3.8 does not); the lock
+holds whichever workers, or checkouts, run them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,7 +32,8 @@ from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
 from integration_tests.fake_lms import start_fake
 from integration_tests.harness import STREAMS, CliResult, catalog, run_cli
 
-# One worker runs them all, so the image is built once per run (pyproject.toml: --dist loadgroup).
+# One worker runs them all where xdist honours the group, so the image is built once per run (pyproject.toml:
+# --dist loadgroup); the lock below, not the group, keeps container-check calls from overlapping.
 pytestmark = [pytest.mark.image_tests, pytest.mark.xdist_group("image")]
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -31,6 +41,25 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 IMAGE = f"source-lms-enrollments:test-{hashlib.sha1(str(CHECKOUT).encode()).hexdigest()[:10]}"
 BUILD_TIMEOUT = 1800  # a cold first build installs podman and bootstraps the stand-in base: about 3 minutes here
 RUN_TIMEOUT = 300
+# One for the machine, not per checkout: worktrees share apt and podman too.
+CONTAINER_CHECK_LOCK = Path(tempfile.gettempdir()) / "source-lms-enrollments-container-check.lock"
+
+
+@contextmanager
+def container_check_lock(path: Path = CONTAINER_CHECK_LOCK) -> Iterator[None]:
+    """Hold the machine-wide container-check lock (fcntl.flock: released by the kernel if the holder dies)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def container_check(tool: Path, *args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    with container_check_lock():
+        return subprocess.run([str(tool), *args], env=tool_env(), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
 
 
 def find_container_check() -> tuple[Path | None, str]:
@@ -62,8 +91,7 @@ def tool() -> Path:
     found, reason = find_container_check()
     if found is None:
         pytest.skip(reason)
-    done = subprocess.run([str(found), "-C", str(CHECKOUT)], env=tool_env(), capture_output=True, text=True,
-                          timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+    done = container_check(found, "-C", str(CHECKOUT), timeout=BUILD_TIMEOUT)
     if done.returncode != 0:
         pytest.fail(f"container-check could not build or run the image (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return found
@@ -88,14 +116,11 @@ def write(folder: Path, name: str, content: Any) -> None:
 
 
 def run_in_image(tool: Path, *args: str) -> CliResult:
-    done = subprocess.run([str(tool), "-C", str(CHECKOUT), "run", *args], env=tool_env(), capture_output=True,
-                          text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
-    return CliResult.of_process(done)
+    return CliResult.of_process(container_check(tool, "-C", str(CHECKOUT), "run", *args))
 
 
 def podman(tool: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(tool), "podman", *args], env=tool_env(), capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+    return container_check(tool, "podman", *args)
 
 
 def by_id(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,6 +137,22 @@ def fake() -> Iterator[Any]:
     server = start_fake("talentlms", users=30, courses=6, enrollments=60)
     yield server
     server.stop()
+
+
+def test_container_check_lock_waits_for_another_process(tmp_path):
+    """The lock holds across processes (xdist workers are processes): a second holder waits for the first."""
+    lock = tmp_path / "container-check.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); time.sleep(1.5)", str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with container_check_lock(lock):
+            waited = time.monotonic() - started
+        assert waited >= 1.0, f"took the lock after {waited:.2f} s while another process held it"
+    finally:
+        holder.wait(timeout=10)
 
 
 def test_image_runs_the_connector_as_user_airbyte(tool):

@@ -87,12 +87,12 @@ def checked_base_url(value: Any, field: str = "provider.base_url") -> str:
     url = value.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise config_error(f"{field} must be a full URL with http(s) scheme and host, got {url!r}.")
+        raise config_error(f"{field} must be a full URL with http(s) scheme and host, e.g. https://acme.example.com.")
     if parts.username or parts.password:
         raise config_error(f"{field} must not carry credentials; put them in their own fields.")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise config_error(
-            f"{field} uses plain http for {parts.hostname!r}; https is required except for loopback hosts "
+            f"{field} uses plain http; https is required except for loopback hosts "
             "(localhost, 127.0.0.0/8, [::1])."
         )
     return url
@@ -115,13 +115,13 @@ class LmsConfig:
         try:
             self.start_date: str | None = iso_to_iso(start_date) if start_date else None
         except (ValueError, TypeError):
-            raise config_error(f"start_date must be an ISO 8601 timestamp such as 2024-01-01T00:00:00Z, got {start_date!r}.") from None
+            raise config_error("start_date must be an ISO 8601 date-time in UTC, e.g. 2024-01-01T00:00:00Z (or a date, 2024-01-01).") from None
         self.include_remote_data = bool(config.get("include_remote_data", False))
         self.requests_per_minute = _positive_int(config, "requests_per_minute", None)
         self.read_timeout = _positive_int(config, "request_timeout_seconds", READ_TIMEOUT)
         self.max_concurrency = _positive_int(config, "max_concurrency", None)
         if self.max_concurrency is not None and self.max_concurrency > MAX_CONCURRENCY:
-            raise config_error(f"max_concurrency must be at most {MAX_CONCURRENCY}, got {self.max_concurrency}.")
+            raise config_error(f"max_concurrency must be at most {MAX_CONCURRENCY}.")
         sweep = config.get("deletion_sweep_days", DELETION_SWEEP_DAYS)
         if isinstance(sweep, bool) or not isinstance(sweep, int) or sweep < 0:
             raise config_error("deletion_sweep_days must be a whole number of days, 0 or more (0: every sync).")
@@ -133,7 +133,7 @@ def _positive_int(config: Mapping[str, Any], field: str, default: int | None) ->
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise config_error(f"{field} must be a whole number of at least 1, got {value!r}.")
+        raise config_error(f"{field} must be a whole number of at least 1.")
     return value
 
 
@@ -222,18 +222,50 @@ class LmsProvider(ABC):
         """A stream whose first page is a cheap authenticated call, built with few retries."""
 
     def check(self) -> None:
-        """Read the first record of `check_stream()`; every failure becomes a config error a person can act on."""
-        stream = self.check_stream()
-        try:
-            for _ in stream.records_of_slice(SyncMode.full_refresh, {}):
-                break
-        except AirbyteTracedException as error:
-            if error.failure_type == FailureType.config_error:
-                raise
-            raise config_error(
-                f"Could not read from {self.title} at {self.config.base_url}: {error.message} "
-                "Check provider.base_url and that the LMS is reachable."
-            ) from error
+        """Read the first record of `check_stream()`; every failure becomes a config error a person can act on.
+
+        A short 429 burst is ridden out: the check stream retries once (its provider builds it so), and a rate limit
+        that outlasts that is tried again, waiting what `Retry-After` says, up to `CHECK_RATE_LIMIT_ATTEMPTS`
+        times and `CHECK_RATE_LIMIT_WAIT_SECONDS` in all.
+        """
+        deadline = time.monotonic() + CHECK_RATE_LIMIT_WAIT_SECONDS
+        for attempt in range(1, CHECK_RATE_LIMIT_ATTEMPTS + 1):
+            try:
+                for _ in self.check_stream().records_of_slice(SyncMode.full_refresh, {}):
+                    break
+                return
+            except AirbyteTracedException as error:
+                if error.failure_type == FailureType.config_error:
+                    raise
+                said = _what_happened(error)
+                response = getattr(error.__context__, "response", None)  # the CDK raises it from its backoff exception
+                if not (isinstance(response, requests.Response) and response.status_code == 429):
+                    raise config_error(
+                        f"Could not read from {self.title}: {said} Check provider.base_url and that the LMS is reachable."
+                    ) from error
+                wait = RetryAfterBackoff.wait_seconds(response)
+                wait = max(wait if wait is not None else 2.0**attempt, 0.0)
+                if attempt == CHECK_RATE_LIMIT_ATTEMPTS or time.monotonic() + wait > deadline:
+                    raise config_error(
+                        f"{self.title} kept answering HTTP 429 (rate limited) for {attempt} attempts: the LMS was reached "
+                        "and the credentials were not rejected, but its rate limit is used up (by this or another "
+                        "integration). Try again later, or set requests_per_minute to leave room."
+                    ) from error
+                logger.info(f"{self.title} is rate limiting (HTTP 429); check waits {wait:.0f} s and tries again.")
+                time.sleep(wait)
+
+
+# `check` waits out a rate limit this many attempts and this long in all, then says it is a rate limit.
+CHECK_RATE_LIMIT_ATTEMPTS = 4
+CHECK_RATE_LIMIT_WAIT_SECONDS = 60
+_CDK_EXHAUSTED = "Exhausted available request attempts. Please see logs for more details. Exception: "
+
+
+def _what_happened(error: AirbyteTracedException) -> str:
+    """The error handler's own message, without the CDK's "Exhausted available request attempts" wrapper."""
+    message = error.message or str(error)
+    message = message[len(_CDK_EXHAUSTED):] if message.startswith(_CDK_EXHAUSTED) else message
+    return message.rstrip(".") + "."
 
 
 LAST_SLICE = "is_last_slice"

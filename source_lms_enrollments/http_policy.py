@@ -8,13 +8,18 @@ Where the CDK's defaults fall short of design.md §6 (cdk-notes.md §2), this mo
 * the CDK ignores `Retry-After`: `RetryAfterBackoff` honours it, and turns an absurd wait into a clear
   transient error instead of sleeping for hours;
 * the CDK's messages name neither the LMS nor the endpoint: `LmsErrorHandler` names both (the path only, never
-  a query string, which can carry a token) and, for 401/403, what the provider said and which field to fix.
+  a query string, which can carry a token) and, for 401/403, what the provider said and which field to fix;
+* the CDK logs every wait a backoff strategy asks for as "Rate limit exceeded", a refused connection included:
+  `CdkLogWording` says what happened instead (the error handler's message), and drops the CDK's
+  "MemoryMonitor instantiated" line that opened every command.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
+import sys
 import time
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -26,6 +31,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, HttpStatusErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import DEFAULT_ERROR_MAPPING
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+from airbyte_cdk.sources.streams.http.exceptions import UserDefinedBackoffException
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ConnectTimeout, ReadTimeout, SSLError
 
@@ -229,3 +235,49 @@ class RateLimitResetBackoff(RetryAfterBackoff):
         except ValueError:
             return None
         return value - time.time() if self._epoch else value
+
+
+class CdkLogWording(logging.Filter):
+    """On the CDK's `airbyte` logger: its retry lines say what happened; its MemoryMonitor start-up line goes.
+
+    `user_defined_backoff_handler` (rate_limiting.py) logs "Rate limit exceeded ... Retrying in N seconds." for any
+    retry whose wait a backoff strategy computed, a refused connection or a 5xx as much as a 429. It logs from inside
+    the `except` of the retried call, so the exception at hand carries `LmsErrorHandler`'s own message.
+    """
+
+    CDK_RETRY = "UserDefinedBackoffException: Rate limit exceeded"
+    # Said again by the error that follows them (with the handler's message; the CDK's dump of the request and
+    # response, headers included, stays in the trace's internal_message), the second with a stack trace.
+    CDK_DROPPED = ("MemoryMonitor instantiated", "Max retry limit reached", "Retries exhausted with backoff exception",
+                   "During the sync, the following streams did not sync successfully")
+    CDK_STREAM_FAILED = "Encountered an exception while reading stream"
+    CDK_FAIL_DUMP = re.compile(r"'[A-Z]+' request to '.*' failed with (status code|exception)", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        if message.startswith(self.CDK_DROPPED) or self.CDK_FAIL_DUMP.match(message):
+            return False
+        if message.startswith(self.CDK_STREAM_FAILED):
+            record.exc_info, record.exc_text = None, None  # the stream's TRACE error carries the stack trace
+            return True
+        if message.startswith(self.CDK_RETRY):
+            error = sys.exc_info()[1]
+            if isinstance(error, UserDefinedBackoffException):
+                what = (str(error).strip() or "The request failed").rstrip(".")
+                try:
+                    wait = f" in {float(message.rsplit('Retrying in ', 1)[1].split()[0]):.1f} s"
+                except (IndexError, ValueError):
+                    wait = ""
+                record.msg, record.args = f"{what}. Retrying{wait}.", ()
+        return True
+
+
+def install_cdk_log_wording() -> None:
+    """On the `airbyte` logger (records logged on it) and on the root logger's handlers, where the CDK's
+    `init_logger` puts its one console handler (records of `airbyte.streams.<name>` and other child loggers)."""
+    for filterer in (logging.getLogger("airbyte"), *logging.getLogger().handlers):
+        if not any(isinstance(existing, CdkLogWording) for existing in filterer.filters):
+            filterer.addFilter(CdkLogWording())
+
+
+install_cdk_log_wording()

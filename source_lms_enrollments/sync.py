@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -97,6 +98,30 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
+def checked_config(path: Path, config: Mapping[str, Any]) -> None:
+    """The connector's own config validation and `check`, in this process, before PyAirbyte runs anything.
+
+    PyAirbyte validates a config against the spec itself and prints the failing object whole (a misspelt secret
+    field included); a wrong key would fail every stream, each message repeated, then PyAirbyte's exception. Here each
+    is one line naming the field, and nothing is created in `.cache/`.
+    """
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+    from .source import provider_for, validate_config
+
+    # The CDK's log lines (retries, its dump of a failed request) would print as JSON here; the error says it all.
+    cdk_logger = logging.getLogger("airbyte")
+    level = cdk_logger.level
+    cdk_logger.setLevel(logging.CRITICAL + 1)
+    try:
+        validate_config(config, warn=lambda warning: print(f"lms-enrollments-sync: warning: {path}: {warning}", file=sys.stderr))
+        provider_for(config).check()
+    except AirbyteTracedException as error:
+        raise SyncError(f"{path}: {error.message}") from None
+    finally:
+        cdk_logger.setLevel(level)
+
+
 # ---- PyAirbyte ----------------------------------------------------------------------------------------------
 def import_pyairbyte() -> Any:
     # Offline mode: the connector is installed here, so PyAirbyte needs neither its connector registry nor its
@@ -124,6 +149,13 @@ def connector_executable() -> str:
     return found
 
 
+def pg_password(args: argparse.Namespace) -> str:
+    password = args.pg_password if args.pg_password is not None else os.environ.get("PGPASSWORD")
+    if not password:
+        raise SyncError("--cache postgres needs a password: set PGPASSWORD (or --pg-password).")
+    return password
+
+
 def make_cache(args: argparse.Namespace, duckdb_path: Path) -> Any:
     if args.cache == "duckdb":
         import_pyairbyte()
@@ -131,9 +163,7 @@ def make_cache(args: argparse.Namespace, duckdb_path: Path) -> Any:
 
         duckdb_path.parent.mkdir(parents=True, exist_ok=True)
         return DuckDBCache(db_path=duckdb_path, schema_name=args.schema, cache_dir=DATA_DIR / "pyairbyte")
-    password = args.pg_password if args.pg_password is not None else os.environ.get("PGPASSWORD")
-    if not password:
-        raise SyncError("--cache postgres needs a password: set PGPASSWORD (or --pg-password).")
+    password = pg_password(args)
     import_pyairbyte()
     from airbyte.caches import PostgresCache
 
@@ -154,6 +184,9 @@ def run_sync(config: Mapping[str, Any], cache: Any, full_refresh: bool = False) 
     airbyte = import_pyairbyte()
     source = airbyte.get_source(SOURCE_NAME, config=dict(config), local_executable=connector_executable(),
                                 streams=list(STREAMS))
+    # PyAirbyte tells a Python caller to "set force_full_refresh=True in airbyte.read()"; main() has already said
+    # which mode this run is in and that --full-refresh reads everything.
+    source._log_incremental_streams = lambda **_: None  # noqa: SLF001 - a print, nothing else
     # Every stream has the primary key `id`: merge keeps one row per id; a full refresh replaces the tables.
     return source.read(cache=cache, write_strategy="replace" if full_refresh else "merge",
                        force_full_refresh=full_refresh)
@@ -234,14 +267,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # PyAirbyte's progress lines, as they come, also into a pipe
+    failed = [True]  # cleared once the summary is printed
     try:
         with ExitStack() as stack:
+            if args.cache == "postgres":
+                pg_password(args)  # before anything is read or asked of the LMS
             if args.demo:
                 config: dict[str, Any] | None = None
                 duckdb_path = args.duckdb_path or DEMO_DB
             else:
                 config = read_config(args.config)
+                checked_config(args.config, config)
                 duckdb_path = args.duckdb_path or default_duckdb_path(config)
+            if args.cache == "duckdb" and not duckdb_path.exists():
+                stack.callback(remove_if_failed, duckdb_path, failed)
             cache = make_cache(args, duckdb_path)
             engine = cache.get_sql_engine()
             before = {} if args.full_refresh else table_marks(engine, args.schema)
@@ -261,17 +300,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.monotonic()
             run_sync(config, cache, full_refresh=args.full_refresh)
             print(summary(engine, args.schema, before, where, time.monotonic() - started), flush=True)
+            engine.dispose()
+            failed.clear()
         return 0
     except SyncError as error:
         print(f"lms-enrollments-sync: {error}", file=sys.stderr)
         return 2
-    except Exception as error:  # PyAirbyte's errors carry the connector's message and its log file
+    except Exception as error:  # PyAirbyte's errors: it has printed the connector's ERROR lines as they came
         airbyte_errors = sys.modules.get("airbyte.exceptions")
         if airbyte_errors is not None and isinstance(error, airbyte_errors.PyAirbyteError):
-            print(f"lms-enrollments-sync: the sync failed; the connector's own messages are the ERROR lines above.\n{error}",
-                  file=sys.stderr)
+            log = f"; PyAirbyte's log: {error.log_file}" if getattr(error, "log_file", None) else ""
+            print(f"lms-enrollments-sync: the sync failed ({error.get_message().rstrip('.')}): the connector's own "
+                  f"messages are the ERROR lines above{log}.", file=sys.stderr)
             return 1
         raise
+
+
+def remove_if_failed(duckdb_path: Path, failed: list[bool]) -> None:
+    """A DuckDB file this run created, removed again when the run failed: no empty database named after a bad config."""
+    if failed:
+        for path in (duckdb_path, duckdb_path.with_name(duckdb_path.name + ".wal")):
+            path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

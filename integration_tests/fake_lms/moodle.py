@@ -1,4 +1,5 @@
-"""Fake Moodle web services over REST, as documented (../shared/docs/providers-moodle-canvas.md §1).
+"""Fake Moodle web services over REST, as documented (../shared/docs/providers-moodle-canvas.md §1) and as a real
+Moodle 4.5.6 answers (../shared/recordings/moodle-4.5.6/).
 
 - One endpoint, /webservice/rest/server.php; arguments from the query string and a form body alike (Moodle merges
   $_GET and $_POST); `wstoken`, `wsfunction`, `moodlewsrestformat=json` (XML without it); PHP bracket arrays.
@@ -11,6 +12,14 @@
 - Deleted users are not listed (nor enrolled: Moodle unenrols them); core_user_get_users drops users whose searched
   field is empty, so users without an e-mail are missing from the `email=%` search, as in Moodle's code.
 - Enrolment states: withdrawn = suspended enrolment, expired = time window ended, every other state is active.
+  `onlysuspended` answers every member whose enrolment is not active (either), as lib/enrollib.php does.
+- Course and category names are HTML-escaped (format_string); user names are not. The guest account is listed by
+  core_user_get_users (username "guest", last name " "); it is no dataset person and enrols in nothing.
+- gradereport_user_get_grade_items with userid=0 lists only learners with an active enrolment (the site default
+  grade_report_showonlyactiveenrol=1; `showonlyactiveenrol=False` lists all), sorted by last name; with a userid it
+  answers that learner whatever their enrolment. Per-user calls refuse unconfirmed accounts (usernotconfirmed), and
+  core_completion_get_course_completion_status answers usernotenroled for an enrolment that is not active.
+- HTTP 403 (web services switched off) has an empty text/html body.
   Instructor rows hold editingteacher or teacher; the admin holds a manager enrolment in every third course;
   some learners also hold a teacher role. No rate limits (Moodle has none).
 """
@@ -38,6 +47,19 @@ ROLES = {
     "manager": {"roleid": 1, "name": "", "shortname": "manager", "sortorder": 0},
 }
 ACTIVE_STATES = frozenset({"not_started", "assigned", "in_progress", "completed", "passed", "failed"})
+# As a real 4.5.6 site words them (usernotconfirmed has no translated string there).
+NO_DATA_MESSAGES = {"usernotenroled": "User is not enrolled in this course", "usernotconfirmed": "error/usernotconfirmed"}
+# Moodle's guest is user 1, but here 1 is the dataset's first person: the connector tells the guest by its username.
+GUEST = {"id": 0, "username": "guest", "firstname": "Guest user", "lastname": " ", "fullname": "Guest user  ",
+         "email": "root@localhost", "department": "", "firstaccess": 0, "lastaccess": 0, "auth": "manual",
+         "suspended": False, "confirmed": True, "lang": "en", "theme": "", "timezone": "99", "mailformat": 1,
+         "trackforums": 0, "description": "This user is a special user that allows read-only access to some courses.",
+         "descriptionformat": 1}
+
+
+def formatted(text: str) -> str:
+    """What Moodle's format_string makes of a name: `&` not starting an entity, `<` and `>` escaped."""
+    return re.sub(r"&(?![a-zA-Z0-9#]{1,8};)", "&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def exception(errorcode: str, message: str, kind: str = "moodle_exception", debuginfo: str | None = None) -> FakeResponse:
@@ -55,8 +77,10 @@ class MoodleApp(FakeProviderApp):
     endpoint_names = {"users": "core_user_get_users", "courses": "core_course_get_courses",
                       "course_enrollments": "core_enrol_get_enrolled_users"}
 
-    def __init__(self, data: Dataset, token: str = TOKEN, withhold: str | tuple[str, ...] = (), version: str = SITE_VERSION, **options: Any) -> None:
+    def __init__(self, data: Dataset, token: str = TOKEN, withhold: str | tuple[str, ...] = (), version: str = SITE_VERSION,
+                 showonlyactiveenrol: bool = True, **options: Any) -> None:
         super().__init__(data, **options)
+        self.showonlyactiveenrol = showonlyactiveenrol
         self.token = token
         self.withheld = set(withhold.split(",")) if isinstance(withhold, str) else set(withhold)
         self.withheld.discard("")
@@ -69,6 +93,8 @@ class MoodleApp(FakeProviderApp):
         return {"provider_type": "moodle", "base_url": base_url, "token": "feedfacefeedfacefeedfacefeedface"}
 
     def server_error(self, status: int) -> FakeResponse:
+        if status == 403:  # web services or REST switched off: an empty page (recording ..._error_ws_disabled)
+            return FakeResponse(status, "", content_type="text/html; charset=utf-8")
         return FakeResponse(status, "<html><body>Internal Server Error</body></html>", content_type="text/html")
 
     def not_found(self) -> FakeResponse:
@@ -129,7 +155,7 @@ class MoodleApp(FakeProviderApp):
         except MissingRecord as missing:
             return exception("invalidrecord", f"Can't find data record in database table {missing}.", "dml_missing_record_exception")
         except NoData as nodata:
-            return exception(str(nodata), "No completion data", "moodle_exception")
+            return exception(str(nodata), NO_DATA_MESSAGES.get(str(nodata), "No completion data"), "core\\exception\\moodle_exception")
         except (KeyError, ValueError) as error:
             return exception("invalidparameter", "Invalid parameter value detected", "invalid_parameter_exception", f"{error!r}")
 
@@ -148,10 +174,7 @@ class MoodleApp(FakeProviderApp):
     def core_user_get_users(self, params: dict[str, str]) -> dict[str, Any]:
         criteria = {params[f"criteria[{i}][key]"]: params[f"criteria[{i}][value]"] for i in range(10) if f"criteria[{i}][key]" in params}
         users = []
-        for person in self.data.people.values():
-            if person.status == "deleted":
-                continue
-            details = self.user(person)
+        for details in [GUEST] + [self.user(p) for p in self.data.people.values() if p.status != "deleted"]:
             if all(self._matches(details.get(key), key, value) for key, value in criteria.items()):
                 # Moodle returns a user only when every searched field is non-empty in what it returns.
                 if all(details.get(key) not in (None, "") for key in criteria):
@@ -168,7 +191,8 @@ class MoodleApp(FakeProviderApp):
     def core_user_get_users_by_field(self, params: dict[str, str]) -> list[dict[str, Any]]:
         field = params["field"]
         values = {params[f"values[{i}]"] for i in range(1000) if f"values[{i}]" in params}
-        return [self.user(p) for p in self.data.people.values() if p.status != "deleted" and str(self.user(p).get(field)) in values]
+        users = [GUEST] + [self.user(p) for p in self.data.people.values() if p.status != "deleted"]
+        return [u for u in users if str(u.get(field)) in values]
 
     def core_course_get_courses(self, params: dict[str, str]) -> list[dict[str, Any]]:
         ids = {int(params[f"options[ids][{i}]"]) for i in range(1000) if f"options[ids][{i}]" in params}
@@ -177,7 +201,7 @@ class MoodleApp(FakeProviderApp):
 
     def core_course_get_categories(self, params: dict[str, str]) -> list[dict[str, Any]]:
         categories = {c.category for c in self.data.courses.values()} | {("1", "Compliance")}
-        return [{"id": int(cid), "name": name, "idnumber": "", "description": "", "descriptionformat": 1, "parent": 0,
+        return [{"id": int(cid), "name": formatted(name), "idnumber": "", "description": "", "descriptionformat": 1, "parent": 0,
                  "sortorder": 10000 * int(cid), "coursecount": 1, "visible": 1, "visibleold": 1, "timemodified": 1704067200,
                  "depth": 1, "path": f"/{cid}", "theme": ""} for cid, name in sorted(categories)]
 
@@ -194,8 +218,8 @@ class MoodleApp(FakeProviderApp):
             state = enrollment.state if enrollment else "in_progress"
             if onlyactive and state not in ACTIVE_STATES:
                 continue
-            if onlysuspended and state != "withdrawn":
-                continue
+            if onlysuspended and state in ACTIVE_STATES:
+                continue  # "enrolled but not active": suspended or outside its window alike
             rows.append((person, enrollment, roles))
         start, limit = int(options.get("limitfrom") or 0), int(options.get("limitnumber") or 0)
         rows = rows[start: start + limit] if limit else rows[start:]
@@ -204,7 +228,7 @@ class MoodleApp(FakeProviderApp):
         for person, enrollment, roles in rows:
             details = {**self.user(person), "lastcourseaccess": (enrollment.last_activity or 0) if enrollment else 0,
                        "roles": [ROLES[r] for r in roles], "groups": [],
-                       "enrolledcourses": [{"id": self.moodle_course_id(course), "fullname": course.name, "shortname": course.code}]}
+                       "enrolledcourses": [{"id": self.moodle_course_id(course), "fullname": formatted(course.name), "shortname": formatted(course.code)}]}
             if fields:
                 details = {k: v for k, v in details.items() if k in fields or k in ("id", "fullname")}
             out.append(details)
@@ -218,7 +242,7 @@ class MoodleApp(FakeProviderApp):
             if e.user_id != user_id or course is None or e.state not in ACTIVE_STATES:
                 continue  # only active enrolments are returned
             tracked = self.completion_enabled(course) and e.role == "learner"
-            row = {**self.course(course), "displayname": course.name, "enrolledusercount": None,
+            row = {**self.course(course), "enrolledusercount": None,
                    "completionhascriteria": tracked, "completionusertracked": tracked, "category": int(course.category[0]),
                    "progress": float(e.progress) if tracked else None,
                    "completed": (e.state in ("completed", "passed", "failed")) if tracked else None,
@@ -232,9 +256,10 @@ class MoodleApp(FakeProviderApp):
     def core_completion_get_course_completion_status(self, params: dict[str, str]) -> dict[str, Any]:
         course = self._course(params["courseid"])
         user_id = int(params["userid"])
+        self._require_active_user(user_id)
         enrollment = next((e for e in self.data.enrollments_of_course(course.id) if e.user_id == user_id), None)
-        if enrollment is None:
-            raise NoData("usernotenroled")
+        if enrollment is None or enrollment.state not in ACTIVE_STATES:
+            raise NoData("usernotenroled")  # completion_info::is_tracked_user: active enrolments only
         if not self.completion_enabled(course):
             raise NoData("nocriteriaset")
         done = enrollment.state in ("completed", "passed", "failed")
@@ -251,11 +276,15 @@ class MoodleApp(FakeProviderApp):
     def gradereport_user_get_grade_items(self, params: dict[str, str]) -> dict[str, Any]:
         course = self._course(params["courseid"])
         user_id = int(params.get("userid") or 0)
+        if user_id:
+            self._require_active_user(user_id)
         grade_max = 50.0 if course.id % 2 == 0 else 100.0
         usergrades = []
-        for person, enrollment, roles in self.members(course):
+        for person, enrollment, roles in sorted(self.members(course), key=lambda row: (row[0].last_name, row[0].id)):
             if "student" not in roles or (user_id and person.id != user_id):
                 continue  # the user report covers graded (student) users
+            if not user_id and self.showonlyactiveenrol and enrollment and enrollment.state not in ACTIVE_STATES:
+                continue  # userid=0: graded_users_iterator with require_active_enrolment
             raw = enrollment.score * grade_max / 100 if enrollment and enrollment.score is not None else None
             usergrades.append({"courseid": self.moodle_course_id(course), "userid": person.id, "userfullname": f"{person.first_name} {person.last_name}",
                                "maxdepth": 2, "gradeitems": [
@@ -274,6 +303,14 @@ class MoodleApp(FakeProviderApp):
     @staticmethod
     def completion_enabled(course: Course) -> bool:
         return course.id % 4 != 0
+
+    def _require_active_user(self, user_id: int) -> None:
+        """core_user::require_active_user, as the per-user functions call it."""
+        person = self.data.people.get(user_id)
+        if person is None or person.status == "deleted":
+            raise MissingRecord("user")
+        if not self.user(person)["confirmed"]:
+            raise NoData("usernotconfirmed")
 
     def _course(self, value: str) -> Course:
         course = self.data.courses.get(int(value) - 1)
@@ -306,8 +343,8 @@ class MoodleApp(FakeProviderApp):
                 "courseformatoptions": []}
 
     def course(self, c: Course) -> dict[str, Any]:
-        return {"id": self.moodle_course_id(c), "shortname": c.code, "categoryid": int(c.category[0]), "categorysortorder": 10001,
-                "fullname": c.name, "displayname": c.name, "idnumber": "", "summary": c.description, "summaryformat": 1,
+        return {"id": self.moodle_course_id(c), "shortname": formatted(c.code), "categoryid": int(c.category[0]), "categorysortorder": 10001,
+                "fullname": formatted(c.name), "displayname": formatted(c.name), "idnumber": "", "summary": c.description, "summaryformat": 1,
                 "format": "topics", "showgrades": 1, "newsitems": 5, "startdate": c.created, "enddate": 0, "numsections": 4,
                 "maxbytes": 0, "showreports": 0, "visible": 0 if c.status == "inactive" else 1, "groupmode": 0,
                 "groupmodeforce": 0, "defaultgroupingid": 0, "timecreated": c.created, "timemodified": c.updated,

@@ -2,18 +2,23 @@
 
 Facts: ../shared/docs/providers-moodle-canvas.md §1 and §3.
 - Auth: the token goes in the query string as `wstoken` with `wsfunction` and `moodlewsrestformat=json`. The CDK
-  masks config secrets in every log line and trace; on top of that, every message here names the web-service
-  function (`endpoint_name`), never the URL with its query.
+  masks config secrets in every log line and trace; every message written here names the web-service function
+  (`endpoint_name`), not the URL. (The CDK's own line for a request that fails for good, e.g. HTTP 403, does quote
+  the URL, with the token masked as ****.)
 - Errors come as HTTP 200 with `{"exception", "errorcode", "message"}`: such a body is always an error, classified
   on `errorcode` (the message is translated to the site language).
 - No server-side "changed since" filter anywhere: every stream is read in full and filtered here.
 - Times are Unix seconds, 0 meaning unset.
-- Call count per sync: 5 + about 4 per course + 1 per learner with an active enrolment in a course with completion
-  tracking + 1 per completed enrolment (see docs/providers/moodle.md).
+- Course and category names arrive HTML-escaped (format_string: `&` as `&amp;`); user names do not. Checked on a
+  real Moodle 4.5.6 (../shared/recordings/moodle-4.5.6/).
+- Call count per sync: 5 + 3 per course + 1 per learner with an active enrolment in a course with completion
+  tracking + 1 per completed enrolment + 1 per learner whose enrolment is not active (their grades; see
+  docs/providers/moodle.md).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 from typing import Any, ClassVar, Iterable, Iterator, Mapping
@@ -46,14 +51,14 @@ OPTIONAL_FUNCTIONS = {
     COMPLETION_STATUS: "enrollment completed_at",
     GRADE_ITEMS: "enrollment score",
 }
-# `onlysuspended` of core_enrol_get_enrolled_users exists from Moodle 3.11 (enrol/upgrade.txt); older sites
-# silently ignore the option and would answer every member, so it is only sent from that version on.
-ONLYSUSPENDED_SINCE = 2021051700
 ENROLLED_PAGE_SIZE = 500
 SERVICE_PATH = "Site administration > Server > Web services > External services"
 
-# errorcodes that mean "this pair has no completion data", not a failed sync (providers doc §1.10 #6).
-NO_COMPLETION_DATA = frozenset({"cannotviewreport", "usernotenroled", "nocriteriaset", "completionnotenabled"})
+# errorcodes of the per-course and per-user calls that mean "no data for this user here", not a failed sync
+# (providers doc §1.10 #6).
+# usernotenroled: the learner's enrolment is not active (ended, suspended, not begun), as a real 4.5 site answers.
+# usernotconfirmed: core_user::require_active_user refuses unconfirmed accounts in every per-user function.
+NO_DATA_FOR_USER = frozenset({"cannotviewreport", "usernotenroled", "nocriteriaset", "completionnotenabled", "usernotconfirmed"})
 
 
 class Moodle(LmsProvider):
@@ -147,13 +152,6 @@ class Moodle(LmsProvider):
             f"Moodle: {service} does not hold {', '.join(missing)}. Add {'it' if len(missing) == 1 else 'them'} in "
             f"{SERVICE_PATH} > Functions (or use a token of a service that has them)."
         )
-
-    @property
-    def supports_onlysuspended(self) -> bool:
-        try:
-            return float(str(self.site_info.get("version") or "0")) >= ONLYSUSPENDED_SINCE
-        except ValueError:
-            return False
 
     def course_url(self, course_id: str) -> str:
         return f"{self.config.base_url}/course/view.php?id={course_id}"
@@ -280,7 +278,9 @@ class MoodleCategories(MoodleCall):
 class MoodleEnrolledUsers(MoodleCall):
     """core_enrol_get_enrolled_users of one course, paged with limitfrom/limitnumber (ordered by user id).
 
-    The slice may ask for `only`: onlyactive or onlysuspended, read with userfields=id (only the ids matter).
+    The slice may ask for `only`: onlyactive, read with userfields=id (only the ids matter). Its complement among the
+    members is exactly what `onlysuspended` would answer (get_enrolled_join in lib/enrollib.php; the real 4.5.6 site's
+    two lists are disjoint and make up the whole list): "enrolled but not active", so that list is not read.
     A course deleted between the course list and this call answers invalidrecord: skipped with a warning.
     """
 
@@ -327,7 +327,7 @@ class MoodleCompletionStatus(MoodleCall):
     """core_completion_get_course_completion_status of one user in one course: when each criterion was completed."""
 
     wsfunction = COMPLETION_STATUS
-    empty_on = NO_COMPLETION_DATA
+    empty_on = NO_DATA_FOR_USER
 
     def arguments(self, stream_slice: Mapping[str, Any], next_page_token: Any) -> dict[str, Any]:
         return {"courseid": stream_slice["course_id"], "userid": stream_slice["user_id"]}
@@ -340,13 +340,18 @@ class MoodleCompletionStatus(MoodleCall):
 
 
 class MoodleGradeItems(MoodleCall):
-    """gradereport_user_get_grade_items of one course for every user (userid=0): the course-total grades."""
+    """gradereport_user_get_grade_items of one course: every graded user's items (userid=0), or one user's.
+
+    userid=0 lists only users with an active enrolment on a site with Moodle's default
+    grade_report_showonlyactiveenrol=1 (grade/report/user/classes/external/user.php); a learner left out is read with
+    their own userid, which answers whatever their enrolment (recordings: gradereport_user_get_grade_items__*).
+    """
 
     wsfunction = GRADE_ITEMS
-    empty_on = NO_COMPLETION_DATA  # nothing to grade in a course without a gradebook for its users
+    empty_on = NO_DATA_FOR_USER  # nothing to grade in a course without a gradebook for its users; unconfirmed users
 
     def arguments(self, stream_slice: Mapping[str, Any], next_page_token: Any) -> dict[str, Any]:
-        return {"courseid": stream_slice["course_id"], "userid": 0}
+        return {"courseid": stream_slice["course_id"], "userid": stream_slice.get("user_id", 0)}
 
     def items_of(self, response: requests.Response, body: Any) -> Iterable[Mapping[str, Any]]:
         grades = body.get("usergrades") if isinstance(body, dict) else None
@@ -360,6 +365,7 @@ class MoodleUsers(MoodleCall):
     """core_user_get_users with criteria email LIKE '%': every user that is not deleted, in one answer.
 
     Moodle has no modification time for users: `updated_at` is null and every user is emitted by every sync.
+    The guest account is listed too (a real 4.5.6 site does): not a person, so not emitted.
     """
 
     wsfunction = GET_USERS
@@ -374,7 +380,8 @@ class MoodleUsers(MoodleCall):
             raise self.malformed(response, "expected an object with a users array")
         keep_raw = self.config.include_remote_data
         for raw in super().items_of(response, users):
-            yield to_user(raw, keep_raw)
+            if not is_guest(raw):
+                yield to_user(raw, keep_raw)
 
 
 class MoodleCourses(MoodleCall):
@@ -387,7 +394,7 @@ class MoodleCourses(MoodleCall):
         courses = super().items_of(response, body)
         names = {}
         if self.provider.has_function(GET_CATEGORIES):
-            names = {str(c["id"]): to_str(c.get("name")) for c in MoodleCategories(self.provider).records_of_slice(SyncMode.full_refresh, {})}
+            names = {str(c["id"]): plain_text(c.get("name")) for c in MoodleCategories(self.provider).records_of_slice(SyncMode.full_refresh, {})}
         keep_raw = self.config.include_remote_data
         for raw in courses:
             if not is_site_course(raw):
@@ -395,8 +402,9 @@ class MoodleCourses(MoodleCall):
 
 
 class MoodleCourseEnrollments(MoodleEnrolledUsers):
-    """Per course: core_enrol_get_enrolled_users (all members, then the active and the suspended ones), the
-    course's grades, and per learner their progress; per completed learner, the completion time.
+    """Per course: core_enrol_get_enrolled_users (all members, then the active ones), the course's grades (and those
+    of each learner whose enrolment is not active, one by one), and per active learner their progress; per completed
+    learner, the completion time.
 
     No enrolment modification time is exposed (suspension, an enrolment window ending, grading or a teacher
     marking completion move none of the row's timestamps), so `updated_at` is null and every enrollment is
@@ -421,7 +429,7 @@ class MoodleCourseEnrollments(MoodleEnrolledUsers):
         self.provider.require_functions()
         self._progress = {}
         for course in MoodleCourseList(self.provider).records_of_slice(SyncMode.full_refresh, {}):
-            yield {"course_id": str(course["id"]), "course_title": to_str(course.get("fullname")), "completion": bool(to_number(course.get("enablecompletion")))}
+            yield {"course_id": str(course["id"]), "course_title": plain_text(course.get("fullname")), "completion": bool(to_number(course.get("enablecompletion")))}
 
     def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         provider: Moodle = self.provider  # type: ignore[assignment]
@@ -437,8 +445,7 @@ class MoodleCourseEnrollments(MoodleEnrolledUsers):
             logger.warning(f"Moodle course {course_id}: {len(unlisted)} learner(s) without a visible e-mail are not listed by {GET_USERS}; their enrollments are skipped.")
             learners = [row for row in learners if to_str(row.get("email"))]
         active = self._ids(course_id, "onlyactive")
-        suspended = self._ids(course_id, "onlysuspended") if provider.supports_onlysuspended else None
-        scores = self._scores(course_id)
+        scores = self._scores(course_id, [str(row["id"]) for row in learners if str(row["id"]) not in active])
         course = {"id": course_id, "title": stream_slice.get("course_title")}
         url = provider.course_url(course_id)
         keep_raw = self.config.include_remote_data
@@ -447,19 +454,21 @@ class MoodleCourseEnrollments(MoodleEnrolledUsers):
             progress = self._progress_of(user_id, course_id) if user_id in active and stream_slice.get("completion") else None
             completed_at = self._completed_at(user_id, course_id) if progress and progress.get("completed") is True else None
             yield to_course_enrollment(
-                row, course, url,
-                is_active=user_id in active,
-                is_suspended=None if suspended is None else user_id in suspended,
+                row, course, url, is_active=user_id in active,
                 progress=progress, completed_at=completed_at, score=scores.get(user_id), keep_raw=keep_raw,
             )
 
     def _ids(self, course_id: str, only: str) -> set[str]:
         return {str(row["id"]) for row in self._status_lists.records_of_slice(SyncMode.full_refresh, {"course_id": course_id, "only": only})}
 
-    def _scores(self, course_id: str) -> dict[str, float | int | None]:
+    def _scores(self, course_id: str, inactive: list[str]) -> dict[str, float | int | None]:
+        """Course-total percentages by user id: every listed user in one call, then each inactive learner it left out."""
         if not self.provider.has_function(GRADE_ITEMS):
             return {}
-        return {str(g["userid"]): course_total_percent(g.get("gradeitems")) for g in self._grades.records_of_slice(SyncMode.full_refresh, {"course_id": course_id})}
+        scores = scores_by_user(self._grades.records_of_slice(SyncMode.full_refresh, {"course_id": course_id}))
+        for user_id in left_out(inactive, scores):
+            scores.update(scores_by_user(self._grades.records_of_slice(SyncMode.full_refresh, {"course_id": course_id, "user_id": user_id})))
+        return scores
 
     def _progress_of(self, user_id: str, course_id: str) -> Mapping[str, Any] | None:
         if not self.provider.has_function(USERS_COURSES):
@@ -492,7 +501,28 @@ class _Once:
             return self._value
 
 
-# ---- mappers: documented-shape payloads in, unified records out -----------------------------------------------------
+# ---- mappers: recorded payloads in, unified records out -------------------------------------------------------------
+def plain_text(value: Any) -> str | None:
+    """A course or category name as a person reads it.
+
+    Moodle sends them through format_string, which escapes `&` (and `<`, `>`, quotes) as HTML entities: a real 4.5.6
+    site answers "Data Structures &amp; Algorithms". moodlewssettingraw=1 would return the stored text instead, but
+    for every field of the call: course summaries would then come unformatted, with @@PLUGINFILE@@ placeholders
+    instead of file URLs. Names are plain text on entry (PARAM_TEXT), so unescaping the formatted string gives back
+    what was typed.
+    """
+    text = to_str(value)
+    return html.unescape(text) if text and "&" in text else text
+
+
+def is_guest(raw: Mapping[str, Any]) -> bool:
+    """Moodle's guest account (username "guest", created by the installer; the site info does not give its id).
+
+    An MNet user from another site may also be called guest: that one is a person (auth "mnet").
+    """
+    return raw.get("username") == "guest" and raw.get("auth") != "mnet"
+
+
 def is_site_course(course: Mapping[str, Any]) -> bool:
     """core_course_get_courses lists the front page as a course (id 1, format "site"): not a course anyone takes."""
     return course.get("format") == "site"
@@ -554,16 +584,16 @@ def to_course(raw: Mapping[str, Any], url: str, category_names: Mapping[str, str
             custom[key] = epoch_to_iso(raw[key])
     return {
         "id": str(raw["id"]),
-        "title": to_str(raw.get("fullname")),
-        "description": to_str(raw.get("summary")),
-        "code": to_str(raw.get("shortname")),
+        "title": plain_text(raw.get("fullname")),
+        "description": to_str(raw.get("summary")),  # HTML, as Moodle formats it
+        "code": plain_text(raw.get("shortname")),
         "type": "course",
         # Hidden from learners; Moodle does not say whether it is being prepared or retired.
         "status": {1: "published", 0: "draft"}.get(to_number(raw.get("visible")), "unknown"),
         "language": to_str(raw.get("lang")),
         "duration_seconds": None,
         "urls": [{"url": url, "type": "web"}],
-        "categories": [{"id": category_id, "name": category_names.get(category_id) or to_str(raw.get("categoryname"))}] if category_id else [],
+        "categories": [{"id": category_id, "name": category_names.get(category_id) or plain_text(raw.get("categoryname"))}] if category_id else [],
         "tags": [],
         "created_at": epoch_to_iso(raw.get("timecreated")),
         "updated_at": epoch_to_iso(raw.get("timemodified")),
@@ -583,6 +613,16 @@ def course_total_percent(items: Any) -> float | int | None:
     return None
 
 
+def scores_by_user(usergrades: Iterable[Mapping[str, Any]]) -> dict[str, float | int | None]:
+    """gradereport_user_get_grade_items' usergrades as course-total percentages by user id."""
+    return {str(g["userid"]): course_total_percent(g.get("gradeitems")) for g in usergrades}
+
+
+def left_out(user_ids: Iterable[str], listed: Mapping[str, Any]) -> list[str]:
+    """The users a course-wide answer left out, in order: each is read on their own."""
+    return [user_id for user_id in user_ids if user_id not in listed]
+
+
 def completion_time(status: Mapping[str, Any] | None) -> str | None:
     """When a completed course was completed: the latest time among its completed criteria."""
     if not status or status.get("completed") is not True:
@@ -592,13 +632,11 @@ def completion_time(status: Mapping[str, Any] | None) -> str | None:
     return max(present) if present else None
 
 
-def enrollment_status(is_active: bool, is_suspended: bool | None, completed: Any, progress: Any, last_access: Any) -> str:
-    """Providers doc §3.5 for Moodle, first match wins. `is_suspended` is None on sites before 3.11."""
-    if is_suspended:
-        return "withdrawn"  # enrolment suspended by a teacher or admin
+def enrollment_status(is_active: bool, completed: Any, progress: Any, last_access: Any) -> str:
+    """First match wins. Not active is all Moodle's web services say of an enrolment that is suspended, whose window
+    has ended or not begun, or whose method is disabled (lib/enrollib.php): which one is not exposed, so `unknown`."""
     if not is_active:
-        # Outside its time window (ended, or not begun: Moodle does not say which); before 3.11 possibly suspended.
-        return "expired" if is_suspended is False else "unknown"
+        return "unknown"
     if completed is True:
         return "completed"
     percent = to_number(progress)
@@ -613,7 +651,6 @@ def to_course_enrollment(
     url: str,
     *,
     is_active: bool,
-    is_suspended: bool | None,
     progress: Mapping[str, Any] | None = None,
     completed_at: str | None = None,
     score: float | int | None = None,
@@ -630,8 +667,8 @@ def to_course_enrollment(
             "name": to_str(row.get("fullname")) or full_name(to_str(row.get("firstname")), to_str(row.get("lastname"))),
             "emails": primary_emails(to_str(row.get("email"))),
         },
-        "course": {"id": course_id, "title": to_str(course.get("title"))},
-        "status": enrollment_status(is_active, is_suspended, progress.get("completed"), progress.get("progress"), last_access),
+        "course": {"id": course_id, "title": to_str(course.get("title"))},  # unescaped by the caller (plain_text)
+        "status": enrollment_status(is_active, progress.get("completed"), progress.get("progress"), last_access),
         "assigned_at": None,
         "due_at": None,
         "enrolled_at": None,  # the enrolment's timestart is not exposed
@@ -648,6 +685,9 @@ def to_course_enrollment(
         "urls": [{"url": url, "type": "web"}],
         "created_at": None,
         "updated_at": None,  # no enrolment modification time exposed: re-emitted by every sync (design.md §4)
-        "custom_fields": {"roles": [r.get("shortname") for r in row.get("roles") or [] if isinstance(r, dict)]},
+        "custom_fields": {
+            "roles": [r.get("shortname") for r in row.get("roles") or [] if isinstance(r, dict)],
+            "enrolment_active": is_active,  # what Moodle says of the enrolment; the reason it is not active, it does not
+        },
         "remote_data": _remote(row, keep_raw, users_courses=progress or None),
     }
