@@ -248,6 +248,19 @@ def test_a_fault_mid_sync_marks_no_false_deletion_and_the_next_sync_reports_all(
         assert partial[stream] | reported[stream] == deleted[stream], stream
 
 
+def test_a_parent_gone_mid_sync_marks_nothing(fake):
+    # One course's enrollment call answers "not found" (deleted between the course list and the call): that listing is
+    # incomplete, so none of the enrollments it would have shown are reported deleted.
+    config = fake.config(**SWEEP_EVERY_SYNC, max_concurrency=1)
+    first = run_read(config)
+    assert not first.errors
+    fake.add_fault("not_found", count=1, match=fake.app.stream_paths.get("course_enrollments", ""))
+    second = run_read(config, state=final_states(first), expecting_exception=True)
+    assert not tombstones_of(second)["course_enrollments"]
+    third = run_read(config, state={**final_states(first), **final_states(second)})
+    assert not third.errors and not any(tombstones_of(third).values())  # nothing was deleted: nothing is, later either
+
+
 def test_sigkill_among_the_tombstones_then_resume_reports_every_deletion(provider, tmp_path):
     with start_fake(provider, **SMALL) as server:
         config = server.config(**SWEEP_EVERY_SYNC)

@@ -310,6 +310,7 @@ class MoodleEnrolledUsers(MoodleCall):
         body = self.body_of(response)
         if body is None:
             logger.warning(f"Moodle {ENROLLED_USERS}: course {(stream_slice or {}).get('course_id')} no longer exists (deleted during the sync?); skipped.")
+            self.listing_cut_short(f"course {(stream_slice or {}).get('course_id')} vanished during the sync")  # its members were not listed
             return
         yield from self.items_of(response, body)
 
