@@ -471,9 +471,9 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         return record.get("status") == "deleted"
 
     def _listing_complete(self, sync_mode: SyncMode) -> bool:
-        if sync_mode != SyncMode.incremental or self._cut_short is not None:
+        if self._cut_short is not None:
             return False
-        return not self.server_side_filter or self.since_on_server(sync_mode) is None
+        return not self.server_side_filter or self.since_on_server(sync_mode) is None  # None in full refresh
 
     def tombstone(self, record_id: str, deleted_at: str) -> dict[str, Any]:
         """The record that tells the destination `record_id` is gone: every field null but the id, the deletion
@@ -494,7 +494,9 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         remembers moves on (a read killed before this point keeps the old ids: the next one compares again)."""
         listed = self._listed
         complete = self._listing_complete(sync_mode)
-        if complete and listed.known is not None:
+        # Full refresh emits live records only, but what it listed is what the destination now holds: the next
+        # incremental sync compares with it (a deletion between the two is then still reported).
+        if complete and listed.known is not None and sync_mode == SyncMode.incremental:
             gone = listed.gone()
             if gone:
                 when = now_iso()
@@ -564,24 +566,26 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         see = self._listed.see
         for record in records:
             record_id = record["id"]
-            # New, or back after a tombstone removed it: emitted whatever its updated_at (start_date still holds).
-            is_new = see(record_id) if incremental else False
+            stamp = record["updated_at"]
+            if incremental and start_date is not None and stamp is not None and stamp < start_date and stamp < since:
+                continue  # before start_date and the cursor: never emitted, so never tracked (a tombstone would add a row)
+            # New, or back after a tombstone removed it: emitted whatever its updated_at.
+            is_new = see(record_id)
             if self.marked_deleted(record):
                 if record.get("remote_deleted_at") is None:
-                    record["remote_deleted_at"] = self._deleted_at(record_id, is_new) if incremental else self._marked.get(record_id)
+                    record["remote_deleted_at"] = self._deleted_at(record_id, is_new)
             elif "remote_deleted_at" not in record:
                 record["remote_deleted_at"] = None  # a live record (the mappers leave it to this one place)
             updated_at = record["updated_at"]
             if updated_at is not None:
-                if since is not None and updated_at < since and not (is_new and (start_date is None or updated_at >= start_date)):
+                if since is not None and updated_at < since and not is_new:
                     continue
                 if latest is None or updated_at > latest:
                     latest = updated_at
             yield record
         self._pending = latest
         if not stream_slice or stream_slice.get(LAST_SLICE):
-            if incremental:
-                yield from self._finish_listing(sync_mode)  # tombstones never move the cursor: they are not read
+            yield from self._finish_listing(sync_mode)  # tombstones never move the cursor: they are not read
             self._commit()
 
     def _deleted_at(self, record_id: str, is_new: bool) -> str | None:

@@ -231,18 +231,32 @@ def test_start_date_still_holds_for_new_ids():
     _, state = sync(make(data=data, start_date="2024-03-02T00:00:00Z"))
     data["c1"].append(("9:c1", "2024-02-01T00:00:00Z", "enrolled"))  # new, but older than start_date
     data["c1"].append(("8:c1", "2024-03-02T12:00:00Z", "enrolled"))  # new, after start_date, before the cursor
-    records, _ = sync(make(state, data=data, start_date="2024-03-02T00:00:00Z"))
+    records, state = sync(make(state, data=data, start_date="2024-03-02T00:00:00Z"))
     ids = [r["id"] for r in records]
     assert "8:c1" in ids and "9:c1" not in ids
+    assert "9:c1" not in decode_ids(state["listed_ids"]) and "1:c1" not in decode_ids(state["listed_ids"])  # never emitted: not tracked
+    # 9:c1 and 1:c1 (both before start_date) deleted: no tombstone for a row the destination never had
+    data["c1"] = [row for row in data["c1"] if row[0] not in ("9:c1", "1:c1")]
+    records, _ = sync(make(state, data=data, start_date="2024-03-02T00:00:00Z"))
+    assert not tombstones(records)
 
 
-def test_full_refresh_emits_live_records_only_and_keeps_no_ids():
+def test_full_refresh_emits_live_records_only_and_the_next_sync_compares_with_it():
     data = toy_data()
     _, state = sync(make(data=data))
     data["c2"].clear()
     records, full_state = sync(make(state, data=data), mode=SyncMode.full_refresh)
     assert not tombstones(records) and {r["id"] for r in records} == {"1:c1", "2:c1"}
     assert all(r["remote_deleted_at"] is None for r in records)
+    assert decode_ids(full_state["listed_ids"]) == ["1:c1", "2:c1"]  # what the destination now holds
+    data["c1"].pop()  # deleted after the full refresh: the next incremental sync reports it
+    records, _ = sync(make(full_state, data=data))
+    assert [r["id"] for r in tombstones(records)] == ["2:c1"]
+
+
+def test_full_refresh_without_any_state_still_records_its_listing():
+    records, state = sync(make(), mode=SyncMode.full_refresh)
+    assert len(records) == 4 and decode_ids(state["listed_ids"]) == ["1:c1", "1:c2", "2:c1", "3:c2"]
 
 
 def test_no_parents_at_all_is_a_complete_empty_listing():
