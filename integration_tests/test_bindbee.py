@@ -145,3 +145,29 @@ def test_malformed_page_ends_with_a_system_error_naming_the_endpoint(fake):
     output = run_read(fake.config(), mode=SyncMode.full_refresh, streams=["courses"], expecting_exception=True)
     error = output.errors[0].trace.error
     assert error.failure_type.value == "system_error" and "/api/lms/v1/courses" in error.message
+
+
+def test_a_user_the_lms_reports_deleted_keeps_the_time_first_seen_so(fake):
+    """Bindbee passes the LMS's `DELETED` status through and gives no deletion time: the user is emitted with status
+    deleted and `remote_deleted_at` = when this connector first saw it so (the same in later syncs), null for one
+    already deleted at the first sync; no tombstone, since Bindbee still lists it."""
+    people = fake.app.data.people
+    already = next(p for p in people.values() if p.status == "deleted")
+    first = run_read(fake.config())
+    assert not first.errors
+    users = {u["id"]: u for u in records_by_stream(first)["users"]}
+    assert users[bindbee_id("user", already.id)]["status"] == "deleted"
+    assert users[bindbee_id("user", already.id)].get("remote_deleted_at") is None
+    leaver = next(p for p in people.values() if p.status == "active" and p.id != 1)
+    leaver.status, leaver.updated = "deleted", int(time.time())  # Bindbee rewrites the record: modified_at moves
+    before = iso(time.time() - 1)
+    second = run_read(fake.config(), state=final_states(first))
+    third = run_read(fake.config(), state=final_states(second))  # within the cursor's 5-minute lag: emitted again
+    when = []
+    for output in (second, third):
+        assert not output.errors
+        users = {u["id"]: u for u in records_by_stream(output)["users"]}
+        record = users[bindbee_id("user", leaver.id)]
+        assert record["status"] == "deleted" and not record.get("_ab_cdc_deleted_at")
+        when.append(record["remote_deleted_at"])
+    assert when[0] >= before and when[0] == when[1]

@@ -251,3 +251,33 @@ def test_a_run_killed_mid_stream_resumes_from_its_last_state_without_loss(fake):
     both = {stream: {r["id"] for r in emitted.get(stream, [])} | {r["id"] for r in records_by_stream(second)[stream]}
             for stream in ("users", "courses", "course_enrollments")}
     assert both == fake.app.expected_ids()
+
+
+def test_soft_deleted_courses_and_enrollments_are_left_out_and_reported_as_tombstones(fake):
+    """Canvas keeps a deleted course or enrollment and lists it when asked for by state; the connector asks for the
+    states it emits (never `deleted`), so a deletion shows as the row gone: a tombstone, never a live `deleted` row."""
+    import requests
+
+    config = fake.config(deletion_sweep_days=0)
+    first = run_read(config)
+    assert not first.errors
+    deleted = fake.app.delete_sample()
+    soft = fake.app.data.deleted["enrollments"]
+    enrollment_id = next(i for i in sorted(deleted["course_enrollments"]) if soft[int(i)][0].course_id in fake.app.data.courses)
+    gone, when = soft[int(enrollment_id)]  # an enrollment deleted in a course that is still there
+    base, headers = config["provider"]["base_url"], {"Authorization": f"Bearer {config['provider']['access_token']}"}
+    asked = requests.get(f"{base}/api/v1/courses/{gone.course_id}/enrollments", params={"state[]": ["deleted"], "per_page": 100}, headers=headers, timeout=10).json()
+    row = next(r for r in asked if str(r["id"]) == enrollment_id)  # the fake lists it as Canvas does when asked
+    assert row["enrollment_state"] == "deleted" and row["updated_at"] == iso(when)
+    courses = requests.get(f"{base}/api/v1/accounts/self/courses", params={"state[]": ["all"], "per_page": 100}, headers=headers, timeout=10).json()
+    assert {str(c["id"]) for c in courses if c["workflow_state"] == "deleted"} == deleted["courses"]
+    fake.clear()
+
+    second = run_read(config, state=final_states(first))
+    assert not second.errors
+    records = records_by_stream(second)
+    for stream in ("users", "courses", "course_enrollments"):
+        assert {r["id"] for r in records.get(stream, []) if r.get("_ab_cdc_deleted_at")} == deleted[stream], stream
+        assert not [r for r in records.get(stream, []) if r["id"] in deleted[stream] and not r.get("_ab_cdc_deleted_at")], stream
+    for _, path, query in fake.requests:
+        assert "deleted" not in query.get("state[]", []) and "all" not in query.get("state[]", []), (path, query)

@@ -186,3 +186,71 @@ def test_a_run_killed_mid_stream_resumes_from_its_last_state_without_loss(fake):
     both = {stream: {r["id"] for r in emitted.get(stream, [])} | {r["id"] for r in records_by_stream(second)[stream]}
             for stream in STREAMS}
     assert both == fake.app.expected_ids()
+
+
+# ---- deletions at the default cadence (design.md §5a): courses and enrollments are filtered on the server, so their
+# deletions show only in a sweep, every deletion_sweep_days (7 by default); users are read in full every sync.
+def pages(rows: int) -> int:
+    return max(1, -(-rows // docebo.PAGE_SIZE))
+
+
+def list_calls(server) -> dict[str, int]:
+    return {stream: len(queries_of(server, path)) for stream, path in server.app.stream_paths.items()}
+
+
+def tombstone_ids(output) -> dict[str, set[str]]:
+    records = records_by_stream(output)
+    return {stream: {r["id"] for r in records.get(stream, []) if r.get("_ab_cdc_deleted_at")} for stream in STREAMS}
+
+
+def days_ago(days: float) -> str:
+    return iso(time.time() - days * 86400)
+
+
+def test_the_default_cadence_sweeps_courses_and_enrollments_once_a_week(fake):
+    config = fake.config()  # deletion_sweep_days left at its default
+    first = run_read(config)
+    assert not first.errors
+    state = final_states(first)
+    for stream in ("courses", "course_enrollments"):
+        assert state[stream]["swept_at"] >= days_ago(0.01)  # a first sync lists everything: it is a sweep
+    deleted = fake.app.delete_sample()
+    assert all(deleted.values())
+    fake.clear()
+
+    # A moment later: no sweep due. Courses and enrollments send updated_from and see no deletion; users are read in
+    # full, so the deleted user's tombstone is there.
+    normal = run_read(config, state=state)
+    assert not normal.errors
+    assert tombstone_ids(normal) == {"users": deleted["users"], "courses": set(), "course_enrollments": set()}
+    for stream, path in (("courses", "/learn/v1/courses"), ("course_enrollments", "/learn/v1/enrollments")):
+        assert all(query.get("updated_from") for query in queries_of(fake, path)), stream
+    normal_calls = list_calls(fake)
+    state = {**state, **final_states(normal)}
+    for stream in ("courses", "course_enrollments"):
+        assert state[stream]["swept_at"] == final_states(first)[stream]["swept_at"]  # no sweep: its time stays
+
+    # The last sweep 8 days ago: this sync lists everything (no updated_from) and reports what the last one missed.
+    for stream in ("courses", "course_enrollments"):
+        state[stream] = {**state[stream], "swept_at": days_ago(8)}
+    fake.clear()
+    sweep = run_read(config, state=state)
+    assert not sweep.errors
+    assert tombstone_ids(sweep) == {"users": set(), "courses": deleted["courses"], "course_enrollments": deleted["course_enrollments"]}
+    for path in ("/learn/v1/courses", "/learn/v1/enrollments"):
+        assert not any(query.get("updated_from") for query in queries_of(fake, path)), path
+    sweep_calls = list_calls(fake)
+    for stream in ("courses", "course_enrollments"):
+        assert final_states(sweep)[stream]["swept_at"] >= days_ago(0.01)  # the next sweep is due in 7 days
+
+    # What a sweep costs: every page of courses and enrollments instead of one page of changes each (no enrollment
+    # changed here, so the normal sync read no user join).
+    users = pages(len(fake.app.listed_people()))
+    assert normal_calls == {"users": users, "courses": 1, "course_enrollments": 1}
+    app = fake.app
+    listed_people, parents = {p.id for p in app.listed_people()}, {c.id for c in app.listed_courses() + app.learning_plans()}
+    enrollment_rows = [e for e in app.data.enrollments.values() if e.user_id in listed_people and e.course_id in parents]
+    # In a sweep every enrollment comes, so the user join (/manage/v1/user) is read too: users twice.
+    assert sweep_calls == {"users": 2 * users, "courses": pages(len(app.listed_courses())), "course_enrollments": pages(len(enrollment_rows))}
+    assert sum(sweep_calls.values()) > sum(normal_calls.values())
+    print(f"Docebo list calls: incremental {normal_calls}, weekly sweep {sweep_calls}")

@@ -156,7 +156,7 @@ def test_incremental_sync_after_changes_emits_everything_with_the_changes(xml):
         if uid("enrollment", e.id) in changed["course_enrollments"]:
             record = enrollments[uid("enrollment", e.id)]
             assert record["progress_percent"] == e.progress and record["time_spent_seconds"] == e.time_spent
-    assert all(value == {} for value in final_states(second).values())  # no cursor: nothing to filter on
+    assert all("updated_at" not in value for value in final_states(second).values())  # no cursor: nothing to filter on
 
 
 def test_check_with_a_wrong_secret_names_the_fields_and_keeps_the_secret(tmp_path):
@@ -205,3 +205,23 @@ def test_malformed_xml_ends_the_stream_with_a_system_error_naming_the_endpoint()
     error = output.errors[0].trace.error
     assert error.failure_type.value == "system_error"
     assert "/contents" in error.message and "not valid XML" in error.message
+
+
+def test_a_user_whose_employment_ended_is_not_a_deletion():
+    """Status 5 ("Employment Ended") maps to `deleted` but iSpring keeps the account and its results: the user is
+    still listed, never marked deleted (no remote_deleted_at, no tombstone), in any sync."""
+    with start_fake("ispring_learn", **SIZES) as server:
+        people = server.app.data.people
+        already = next(p for p in people.values() if p.status == "deleted")
+        leaver = next(p for p in people.values() if p.status == "active" and p.id != 1)
+        first = run_read(server.config())
+        leaver.status = "deleted"  # employment ended between the syncs
+        second = run_read(server.config(), state=final_states(first))
+        third = run_read(server.config(), state=final_states(second))
+        full = run_read(server.config(), mode=SyncMode.full_refresh)
+    for output in (first, second, third, full):
+        assert not output.errors
+        users = {u["id"]: u for u in records_by_stream(output)["users"]}
+        assert users[uid("user", already.id)]["status"] == "deleted"
+        assert all(u.get("remote_deleted_at") is None and not u.get("_ab_cdc_deleted_at") for u in users.values())
+    assert {u["id"]: u for u in records_by_stream(second)["users"]}[uid("user", leaver.id)]["status"] == "deleted"

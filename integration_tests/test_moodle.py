@@ -11,7 +11,7 @@ from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.moodle import ACTIVE_STATES, NoData
-from integration_tests.harness import catalog, records_by_stream, run_cli, run_read
+from integration_tests.harness import catalog, final_states, records_by_stream, run_cli, run_read
 from source_lms_enrollments.providers import moodle as provider
 
 OPTIONAL = "core_enrol_get_users_courses,core_completion_get_course_completion_status,gradereport_user_get_grade_items,core_course_get_categories"
@@ -197,6 +197,20 @@ def test_a_course_deleted_mid_sync_is_skipped_with_a_warning(fake):
     ids = {r["id"] for r in records_by_stream(output)["course_enrollments"]}
     assert ids and not any(i.endswith(":4") for i in ids)
     assert any("course 4 no longer exists" in m.log.message for m in output.logs)
+
+
+def test_a_course_skipped_mid_sync_marks_none_of_its_enrollments_deleted(fake):
+    config = fake.config(deletion_sweep_days=0)
+    first = run_read(config, streams=["course_enrollments"])
+    assert not first.errors
+    assert any(r["id"].endswith(":4") for r in records_by_stream(first)["course_enrollments"])
+    fake.add_fault("not_found", count=1, match="courseid=4&")  # skipped this sync, still there on the site
+    second = run_read(config, streams=["course_enrollments"], state=final_states(first))
+    assert not second.errors
+    assert not [r["id"] for r in records_by_stream(second)["course_enrollments"] if r.get("_ab_cdc_deleted_at")]
+    assert any("deletions not checked this sync: course 4 answered invalidrecord" in m.log.message for m in second.logs)
+    third = run_read(config, streams=["course_enrollments"], state=final_states(second))  # still compared with the first
+    assert not [r["id"] for r in records_by_stream(third)["course_enrollments"] if r.get("_ab_cdc_deleted_at")]
 
 
 def test_server_errors_and_dropped_connections_are_retried(fake):

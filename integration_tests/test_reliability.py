@@ -23,6 +23,7 @@ from integration_tests.harness import (
     STREAMS,
     catalog,
     connector_command,
+    final_states,
     records_by_stream,
     run_cli,
     run_read,
@@ -185,6 +186,114 @@ def test_sigkill_then_resume_loses_nothing(provider, kill_at, tmp_path):
             seen[stream] |= {r["id"] for r in found}
     for stream in STREAMS:
         assert seen[stream] == expected[stream], f"{stream}: lost {expected[stream] - seen[stream]}"
+
+
+# ---- deletions (design.md §5a) ----------------------------------------------------------------------------------------
+# Every sync sweeps (deletion_sweep_days 0), so that a provider whose API filters on the server (Docebo) compares too;
+# the default cadence is each provider's own test.
+SWEEP_EVERY_SYNC = {"deletion_sweep_days": 0}
+
+
+def tombstones_of(output) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {s: set() for s in STREAMS}
+    for stream, records in records_by_stream(output).items():
+        for record in records:
+            if record.get("_ab_cdc_deleted_at"):
+                assert record["remote_deleted_at"] == record["updated_at"] == record["_ab_cdc_deleted_at"], record
+                found[stream].add(record["id"])
+            else:
+                assert record.get("remote_deleted_at") is None or record.get("status") == "deleted", record  # live: never marked
+    return found
+
+
+def test_deletions_between_syncs_come_back_as_tombstones(fake):
+    config = fake.config(**SWEEP_EVERY_SYNC)
+    first = run_read(config)
+    assert not first.errors and not any(tombstones_of(first).values())
+    deleted = fake.app.delete_sample()
+    assert all(deleted.values()), deleted  # the sample deletes something in every stream
+
+    second = run_read(config, state=final_states(first))
+    assert not second.errors, second.errors
+    assert tombstones_of(second) == deleted
+    if type(fake.app).enrollment_record_id is FakeProviderApp.enrollment_record_id:  # ids "{user}:{course}"
+        for record in records_by_stream(second)["course_enrollments"]:
+            if record.get("_ab_cdc_deleted_at"):  # a tombstone still names its learner and course
+                assert [record["user"]["id"], record["course"]["id"]] == record["id"].split(":")
+    third = run_read(config, state=final_states(second))
+    assert not third.errors and not any(tombstones_of(third).values())  # reported once, then forgotten
+
+
+def test_a_fault_mid_sync_marks_no_false_deletion_and_the_next_sync_reports_all(fake):
+    from source_lms_enrollments.http_policy import MAX_RETRIES
+
+    config = fake.config(**SWEEP_EVERY_SYNC, max_concurrency=1)  # one course at a time: the burst hits one course
+    first = run_read(config)
+    assert not first.errors
+    deleted = fake.app.delete_sample()
+    # The enrollment listing fails past its retries (Retry-After 0 keeps the test short): that stream is cut short.
+    fake.add_fault("error", count=MAX_RETRIES + 1, status=500, retry_after=0, match=fake.app.stream_paths.get("course_enrollments", ""))
+    failed = run_read(config, state=final_states(first), expecting_exception=True)
+    assert failed.errors
+    partial = tombstones_of(failed)
+    assert not partial["course_enrollments"]
+    for stream in STREAMS:
+        assert partial[stream] <= deleted[stream], f"{stream}: false deletions {partial[stream] - deleted[stream]}"
+
+    states = {**final_states(first), **final_states(failed)}
+    resumed = run_read(config, state=states)
+    assert not resumed.errors, resumed.errors
+    reported = tombstones_of(resumed)
+    for stream in STREAMS:
+        assert partial[stream] | reported[stream] == deleted[stream], stream
+
+
+def test_a_parent_gone_mid_sync_marks_nothing(fake):
+    # One course's enrollment call answers "not found" (deleted between the course list and the call): that listing is
+    # incomplete, so none of the enrollments it would have shown are reported deleted.
+    config = fake.config(**SWEEP_EVERY_SYNC, max_concurrency=1)
+    first = run_read(config)
+    assert not first.errors
+    fake.add_fault("not_found", count=1, match=fake.app.stream_paths.get("course_enrollments", ""))
+    second = run_read(config, state=final_states(first), expecting_exception=True)
+    assert not tombstones_of(second)["course_enrollments"]
+    third = run_read(config, state={**final_states(first), **final_states(second)})
+    assert not third.errors and not any(tombstones_of(third).values())  # nothing was deleted: nothing is, later either
+
+
+def test_sigkill_among_the_tombstones_then_resume_reports_every_deletion(provider, tmp_path):
+    with start_fake(provider, **SMALL) as server:
+        config = server.config(**SWEEP_EVERY_SYNC)
+        first = run_read(config)
+        states = final_states(first)
+        deleted = server.app.delete_sample()
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        (tmp_path / "state.json").write_text(json.dumps([
+            {"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": value}} for name, value in states.items()
+        ]))
+        from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
+
+        (tmp_path / "catalog.json").write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(catalog())))
+        process = subprocess.Popen(connector_command() + ["read", "--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json"),
+                                                          "--state", str(tmp_path / "state.json")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        seen: dict[str, set[str]] = {s: set() for s in STREAMS}
+        for line in process.stdout:
+            message = json.loads(line)
+            if message["type"] == "RECORD" and message["record"]["data"].get("_ab_cdc_deleted_at"):
+                seen[message["record"]["stream"]].add(message["record"]["data"]["id"])
+                break  # killed right after the first tombstone, before its stream's state
+            if message["type"] == "STATE":
+                states[message["state"]["stream"]["stream_descriptor"]["name"]] = message["state"]["stream"]["stream_state"]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert any(seen.values()), "the sync was killed before any tombstone"
+
+        resumed = run_read(config, state=states)
+        assert not resumed.errors
+        for stream, found in tombstones_of(resumed).items():
+            seen[stream] |= found
+    assert seen == deleted
 
 
 # ---- state given by the user -----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 import queue
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, MutableMapping, Optional
 from urllib.parse import urlsplit
 
@@ -38,9 +39,11 @@ from .http_policy import (
     RetryAfterBackoff,
     endpoint_of,
 )
+from .deletions import STATE_KEY as LISTED_IDS, ListedIds, StateFormatError
 from .unified import epoch_to_iso, iso_to_iso, now_iso
 
 logger = logging.getLogger("airbyte")
+SCHEMAS = Path(__file__).parent / "schemas"  # the unified streams' JSON schemas
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 # requests keeps 10 connections per host on an http:// adapter (cdk-notes.md §2): more threads than that would
@@ -50,6 +53,8 @@ MAX_CONCURRENCY = 10
 # ahead: small enough to bound memory, large enough that the queue costs nothing per record.
 CHUNK_RECORDS = 100
 CHUNKS_BUFFERED = 4
+# A stream that filters on the server lists everything once in this many days to find deletions (design.md §5a).
+DELETION_SWEEP_DAYS = 7
 
 
 def config_error(message: str) -> AirbyteTracedException:
@@ -117,6 +122,10 @@ class LmsConfig:
         self.max_concurrency = _positive_int(config, "max_concurrency", None)
         if self.max_concurrency is not None and self.max_concurrency > MAX_CONCURRENCY:
             raise config_error(f"max_concurrency must be at most {MAX_CONCURRENCY}.")
+        sweep = config.get("deletion_sweep_days", DELETION_SWEEP_DAYS)
+        if isinstance(sweep, bool) or not isinstance(sweep, int) or sweep < 0:
+            raise config_error("deletion_sweep_days must be a whole number of days, 0 or more (0: every sync).")
+        self.deletion_sweep_days: int = sweep
 
 
 def _positive_int(config: Mapping[str, Any], field: str, default: int | None) -> int | None:
@@ -261,6 +270,11 @@ def _what_happened(error: AirbyteTracedException) -> str:
 
 LAST_SLICE = "is_last_slice"
 FAN_OUT = "fan_out"
+NO_PARTITIONS = "no_partitions"  # a fan-out with no parent items at all: read nothing, but finish the listing
+# State keys besides the cursor (design.md §5a): ids the provider lists as deleted without saying when, with the
+# time this connector first saw them so; and when a server-filtered stream last listed everything.
+MARKED_DELETED = "marked_deleted"
+SWEPT_AT = "swept_at"
 
 
 class LmsStream(HttpStream, CheckpointMixin, ABC):
@@ -270,6 +284,14 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
     provider cannot filter on the server (`server_side_filter = False`), everything is read and filtered here.
     The cursor moves only after the last slice is read, to the latest `updated_at` emitted, so that a state
     message is never ahead of a record not yet emitted, whatever order records arrive in.
+
+    Deletions (design.md §5a, `deletions.py`): an incremental read whose listing is complete compares the ids it
+    lists with those of the last complete listing, kept in the state; an id gone since is emitted once more as a
+    tombstone after the last slice, before the state moves. A listed id the last listing did not hold (new, or
+    back after a deletion) is emitted whatever its `updated_at`, so that a row a tombstone removed comes back.
+    A stream that filters on the server lists everything every `deletion_sweep_days` (a sweep) to compare.
+    A provider adds only its own signal: `marked_deleted(record)` for a record it lists as deleted, and
+    `remote_deleted_at` set by its mapper where it says when.
     """
 
     unified_name: ClassVar[str]
@@ -283,6 +305,11 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
     # re-syncs): the cursor never passes this many seconds before the read began, so a record rewritten behind
     # the read, after its old version was emitted, comes again next sync. None: no ceiling.
     cursor_lag_seconds: ClassVar[Optional[int]] = None
+    # True when the stream sends the API's modified-since filter (`since_on_server`): its incremental listing is
+    # then partial, and deletions show only in a sweep (a full listing every `deletion_sweep_days`).
+    server_side_filter: ClassVar[bool] = False
+    # True for an enrollment stream whose id is "{user_id}:{course_id}": its tombstones carry user.id and course.id.
+    pair_id: ClassVar[bool] = False
 
     def __init__(self, provider: LmsProvider, max_retries: int = MAX_RETRIES) -> None:
         self.provider = provider
@@ -292,6 +319,13 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         self._cursor: str | None = None  # what the state getter reports; only ever moves after a complete read
         self._pending: str | None = None  # the latest updated_at emitted in slices not yet all read
         self._read_started: float | None = None  # when the current read began (for `cursor_lag_seconds`)
+        self._listed = ListedIds(None)  # the ids of the last complete listing, and this read's bookkeeping
+        self._marked: dict[str, str | None] = {}  # listed as deleted without a time: id -> when first seen so
+        self._marked_now: dict[str, str | None] = {}
+        self._swept_at: str | None = None
+        self._sweeping = False
+        self._cut_short: str | None = None  # why this read's listing is not complete (a skipped answer)
+        self._tombstone_template: dict[str, Any] | None = None
         super().__init__(authenticator=provider.authenticator, api_budget=provider.api_budget)
 
     # ---- identity and HTTP policy -------------------------------------------------------------------------
@@ -317,6 +351,7 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
             refresh_on_401=self.refresh_on_401,
             provider_rule=self.provider_error_rule,
             max_retries=self._max_retries,
+            on_ignored=lambda: self.listing_cut_short("an answer was skipped (HTTP 404: an item deleted during the sync)"),
         )
 
     def get_backoff_strategy(self) -> list[Any]:
@@ -353,13 +388,34 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
     # ---- state ----------------------------------------------------------------------------------------------
     @property
     def state(self) -> MutableMapping[str, Any]:
-        return {self.cursor_field: self._cursor} if self._cursor else {}
+        state: dict[str, Any] = {self.cursor_field: self._cursor} if self._cursor else {}
+        if self._listed.encoded is not None:
+            state[LISTED_IDS] = self._listed.encoded  # encoded once per complete listing, not per state message
+        if self._marked:
+            state[MARKED_DELETED] = self._marked
+        if self._swept_at:
+            state[SWEPT_AT] = self._swept_at
+        return state
 
     @state.setter
     def state(self, value: Mapping[str, Any]) -> None:
         cursor = self._parse_state(value)
         self._state_cursor = self._cursor = cursor
         self._pending = None
+        value = value or {}
+        # A state written before deletions were tracked has no listed ids: nothing is known, nothing is gone.
+        try:
+            self._listed = ListedIds.from_state(value.get(LISTED_IDS))
+        except StateFormatError as error:
+            raise config_error(f"The state of stream {self.name!r} has a {LISTED_IDS} entry that cannot be read: {error}. Reset the stream or fix the state.") from None
+        marked = value.get(MARKED_DELETED) or {}
+        if not isinstance(marked, Mapping) or not all(v is None or isinstance(v, str) for v in marked.values()):
+            raise config_error(f"The state of stream {self.name!r} has a {MARKED_DELETED} entry that is not an object of id -> timestamp or null.")
+        self._marked = dict(marked)
+        swept_at = value.get(SWEPT_AT)
+        if swept_at is not None and not isinstance(swept_at, str):
+            raise config_error(f"The state of stream {self.name!r} has {SWEPT_AT}={swept_at!r}, which is not a timestamp.")
+        self._swept_at = swept_at
 
     def _parse_state(self, value: Any) -> str | None:
         if not value:
@@ -390,6 +446,74 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
             return None
         return self._state_cursor or self.config.start_date
 
+    def since_on_server(self, sync_mode: SyncMode) -> str | None:
+        """The lower bound to send as the API's modified-since filter: `since`, except in a sweep (everything is
+        listed, so that deletions show; the cursor still filters here)."""
+        if not self.server_side_filter or self._sweeping:
+            return None
+        return self.since(sync_mode)
+
+    def _sweep_due(self) -> bool:
+        if self._swept_at is None:
+            return True
+        days = self.config.deletion_sweep_days
+        return days == 0 or self._swept_at <= (epoch_to_iso(time.time() - days * 86400) or "")
+
+    # ---- deletions (design.md §5a) --------------------------------------------------------------------------
+    def listing_cut_short(self, reason: str) -> None:
+        """This read's listing misses something (a parent answered 404, a call was skipped): no deletion is
+        inferred from it. Providers call it where they skip an answer themselves."""
+        if self._cut_short is None:
+            self._cut_short = reason
+
+    def marked_deleted(self, record: Mapping[str, Any]) -> bool:
+        """Whether the provider lists this record as deleted (a user whose status is deleted, by default)."""
+        return record.get("status") == "deleted"
+
+    def _listing_complete(self, sync_mode: SyncMode) -> bool:
+        if self._cut_short is not None:
+            return False
+        return not self.server_side_filter or self.since_on_server(sync_mode) is None  # None in full refresh
+
+    def tombstone(self, record_id: str, deleted_at: str) -> dict[str, Any]:
+        """The record that tells the destination `record_id` is gone: every field null but the id, the deletion
+        time (`remote_deleted_at`, `updated_at` and Airbyte's `_ab_cdc_deleted_at`) and what the id itself says."""
+        if self._tombstone_template is None:
+            schema = orjson.loads((SCHEMAS / f"{self.name}.json").read_bytes())
+            self._tombstone_template = {name: None for name in schema["properties"]}
+        record = dict(self._tombstone_template)
+        record.update(id=record_id, remote_deleted_at=deleted_at, updated_at=deleted_at, _ab_cdc_deleted_at=deleted_at)
+        if self.pair_id:
+            user_id, _, course_id = record_id.partition(":")
+            record["user"] = {"id": user_id, "name": None, "emails": None}
+            record["course"] = {"id": course_id, "title": None}
+        return record
+
+    def _finish_listing(self, sync_mode: SyncMode) -> Iterator[Mapping[str, Any]]:
+        """After the last slice of an incremental read: the tombstones a complete listing shows, then what the state
+        remembers moves on (a read killed before this point keeps the old ids: the next one compares again)."""
+        listed = self._listed
+        complete = self._listing_complete(sync_mode)
+        # Full refresh emits live records only, but what it listed is what the destination now holds: the next
+        # incremental sync compares with it (a deletion between the two is then still reported).
+        if complete and listed.known is not None and sync_mode == SyncMode.incremental:
+            gone = listed.gone()
+            if gone:
+                when = now_iso()
+                logger.info(f"Stream {self.name}: {len(gone)} record(s) listed last time are gone; emitting them as deleted.")
+                for record_id in gone:
+                    yield self.tombstone(record_id, when)
+        elif self._cut_short is not None:
+            logger.info(f"Stream {self.name}: deletions not checked this sync: {self._cut_short}.")
+        listed.commit(complete)
+        if complete:
+            self._marked = self._marked_now
+            if self.server_side_filter:
+                self._swept_at = now_iso()
+        else:
+            self._marked.update(self._marked_now)
+        self._marked_now = {}
+
     # ---- slices and records ---------------------------------------------------------------------------------
     def partitions(self) -> Iterable[dict[str, Any]]:
         """The stream's slices; one by default. A fan-out stream yields one per parent item."""
@@ -404,6 +528,11 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
 
     def stream_slices(self, *, sync_mode: SyncMode, cursor_field: Optional[list[str]] = None, stream_state: Optional[Mapping[str, Any]] = None) -> Iterable[Optional[Mapping[str, Any]]]:
         self._read_started = time.time()
+        # A new read: nothing listed yet, nothing cut short; a server-filtered stream sweeps when one is due.
+        self._listed.start()
+        self._marked_now = {}
+        self._cut_short = None
+        self._sweeping = sync_mode == SyncMode.incremental and self.server_side_filter and self._sweep_due()
         if self.concurrency > 1:
             # One slice for the whole fan-out, read by a bounded pool (`_read_fan_out`); its end commits the cursor.
             yield {FAN_OUT: True, LAST_SLICE: True}
@@ -415,27 +544,61 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
                 yield previous
             previous = item
         if previous is None:
-            self._commit()  # no parents at all: nothing to wait for
+            # No parents at all: one empty slice still ends the read, so that the listing (empty) is finished.
+            yield {NO_PARTITIONS: True, LAST_SLICE: True}
             return
         yield {**previous, LAST_SLICE: True}
 
     def read_records(self, sync_mode: SyncMode, cursor_field: Optional[list[str]] = None, stream_slice: Optional[Mapping[str, Any]] = None, stream_state: Optional[Mapping[str, Any]] = None) -> Iterable[Mapping[str, Any]]:
         since = self.since(sync_mode)
+        incremental = sync_mode == SyncMode.incremental
+        start_date = self.config.start_date
         latest = self._pending
         if self._read_started is None:
             self._read_started = time.time()
-        records = self._read_fan_out(sync_mode) if (stream_slice or {}).get(FAN_OUT) else self.records_of_slice(sync_mode, stream_slice or {})
+        stream_slice = stream_slice or {}
+        if stream_slice.get(NO_PARTITIONS):
+            records: Iterable[Mapping[str, Any]] = ()
+        elif stream_slice.get(FAN_OUT):
+            records = self._read_fan_out(sync_mode)
+        else:
+            records = self.records_of_slice(sync_mode, stream_slice)
+        see = self._listed.see
         for record in records:
+            record_id = record["id"]
+            stamp = record["updated_at"]
+            if incremental and start_date is not None and stamp is not None and stamp < start_date and stamp < since:
+                continue  # before start_date and the cursor: never emitted, so never tracked (a tombstone would add a row)
+            # New, or back after a tombstone removed it: emitted whatever its updated_at.
+            is_new = see(record_id)
+            if self.marked_deleted(record):
+                if record.get("remote_deleted_at") is None:
+                    record["remote_deleted_at"] = self._deleted_at(record_id, is_new)
+            elif "remote_deleted_at" not in record:
+                record["remote_deleted_at"] = None  # a live record (the mappers leave it to this one place)
             updated_at = record["updated_at"]
             if updated_at is not None:
-                if since is not None and updated_at < since:
+                if since is not None and updated_at < since and not is_new:
                     continue
                 if latest is None or updated_at > latest:
                     latest = updated_at
             yield record
         self._pending = latest
         if not stream_slice or stream_slice.get(LAST_SLICE):
+            yield from self._finish_listing(sync_mode)  # tombstones never move the cursor: they are not read
             self._commit()
+
+    def _deleted_at(self, record_id: str, is_new: bool) -> str | None:
+        """For a record the provider lists as deleted without a time: when this connector first saw it so, or null
+        when it never saw it live (design.md §5a)."""
+        if record_id in self._marked:
+            when = self._marked[record_id]
+        elif self._listed.known is not None and not is_new:
+            when = now_iso()  # listed live last time (known, not marked): deleted since
+        else:
+            when = None
+        self._marked_now[record_id] = when
+        return when
 
     def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         """The slice's mapped records: its answers through `parse_response`, as `HttpStream.read_records` does."""

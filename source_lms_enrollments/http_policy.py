@@ -90,6 +90,7 @@ class LmsErrorHandler(HttpStatusErrorHandler):
         max_retries: int = MAX_RETRIES,
         provider_rule: Callable[[requests.Response], ErrorResolution | None] | None = None,
         max_time: timedelta = MAX_RETRY_TIME,
+        on_ignored: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(logger, LMS_ERROR_MAPPING, max_retries=max_retries, max_time=max_time)
         self._title = provider_title
@@ -99,6 +100,7 @@ class LmsErrorHandler(HttpStatusErrorHandler):
         self._ignore_not_found = ignore_not_found
         self._refresh_on_401 = refresh_on_401
         self._provider_rule = provider_rule
+        self._on_ignored = on_ignored  # told when an answer is skipped: the listing is then not complete
 
     def interpret_response(self, response_or_exception: Optional[Union[requests.Response, Exception]] = None) -> ErrorResolution:
         resolution = super().interpret_response(response_or_exception)
@@ -133,6 +135,8 @@ class LmsErrorHandler(HttpStatusErrorHandler):
                 )
             if status == 404 and self._ignore_not_found:
                 # A child resource deleted between listing its parent and reading it: not fatal (design.md §6).
+                if self._on_ignored is not None:
+                    self._on_ignored()
                 return ErrorResolution(ResponseAction.IGNORE, None, f"{where} answered HTTP 404{said}; it was probably deleted during the sync, skipped.")
             if status == 429:
                 return ErrorResolution(ResponseAction.RATE_LIMITED, FailureType.transient_error, f"{where} answered HTTP 429 (rate limited){said}.")

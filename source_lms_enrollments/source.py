@@ -73,6 +73,14 @@ def connection_specification() -> dict[str, Any]:
                 "maximum": 10,
                 "order": 5,
             },
+            "deletion_sweep_days": {
+                "title": "Deletion sweep (days)",
+                "description": "Streams that the provider filters by modification time on its server list everything once in this many days, to find what was deleted (see the provider's page for which streams and what it costs). 0: every sync.",
+                "type": "integer",
+                "minimum": 0,
+                "default": 7,
+                "order": 6,
+            },
             "request_timeout_seconds": {
                 "title": "Read timeout (seconds)",
                 "description": "How long to wait for one answer before retrying it.",

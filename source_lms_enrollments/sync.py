@@ -6,6 +6,9 @@
 
 PyAirbyte (`airbyte` on PyPI, the `warehouse` extra) runs this package's own `source-lms-enrollments` command and
 loads its records into the cache's tables `users`, `courses` and `course_enrollments`, deduplicated on `id`.
+A record deleted in the LMS keeps its row, marked: the connector's tombstone (design.md §5a) replaces it, with
+`remote_deleted_at` set and the other fields null but the ids (PyAirbyte's merge is an upsert on the primary key; it
+does not act on `_ab_cdc_deleted_at`). Queries of live data filter `WHERE remote_deleted_at IS NULL`.
 It keeps each stream's state in the same database, so the next run reads only what changed. One database file or
 schema per LMS account: the state is kept per connector, and another account's cursor would skip records.
 """
@@ -23,7 +26,7 @@ import time
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 from urllib.parse import quote, urlsplit
 
 SOURCE_NAME = "source-lms-enrollments"
@@ -32,7 +35,8 @@ DATA_DIR = Path(".cache")  # gitignored; PyAirbyte's own default for its tempora
 DEMO_DB = DATA_DIR / "demo_talentlms.duckdb"
 COMPLETED = ("completed", "passed")
 
-# Completion rate per course; `->>` reads a JSON field in both DuckDB and Postgres.
+# Completion rate per course, live rows only (a deleted row is kept, with remote_deleted_at set); `->>` reads a JSON
+# field in both DuckDB and Postgres.
 COMPLETION_BY_COURSE = """
 SELECT c.title AS course,
        count(*) AS learners,
@@ -40,6 +44,7 @@ SELECT c.title AS course,
        round(100.0 * sum(CASE WHEN e.status IN ('completed', 'passed') THEN 1 ELSE 0 END) / count(*), 1) AS completion_pct
 FROM {schema}.course_enrollments e
 JOIN {schema}.courses c ON c.id = (e.course ->> 'id')
+WHERE e.remote_deleted_at IS NULL AND c.remote_deleted_at IS NULL
 GROUP BY c.id, c.title
 ORDER BY completion_pct DESC, learners DESC, course
 LIMIT 10
@@ -208,25 +213,34 @@ def table_marks(engine: Any, schema: str) -> dict[str, Any]:
     return marks
 
 
-def table_counts(engine: Any, schema: str, before: Mapping[str, Any]) -> list[tuple[str, int, int, int]]:
-    """(table, rows, rows read by this run, duplicate ids) per table."""
+class TableCounts(NamedTuple):
+    table: str
+    rows: int
+    read: int  # rows read by this run (tombstones included)
+    deleted: int  # rows marked deleted: remote_deleted_at set
+    duplicates: int  # rows beyond one per id (0)
+    live_read: int  # live rows read by this run
+
+
+def table_counts(engine: Any, schema: str, before: Mapping[str, Any]) -> list[TableCounts]:
     import sqlalchemy
 
     counts = []
     with engine.connect() as connection:
         for table in STREAMS:
-            rows, distinct = connection.execute(
-                sqlalchemy.text(f"SELECT count(*), count(DISTINCT id) FROM {schema}.{table}")
-            ).one()
+            rows, distinct, deleted = connection.execute(sqlalchemy.text(
+                f"SELECT count(*), count(DISTINCT id), count(remote_deleted_at) FROM {schema}.{table}"
+            )).one()
             mark = before.get(table)
             if mark is None:
-                read = rows
+                read, live_read = rows, rows - deleted
             else:
-                read = connection.execute(
-                    sqlalchemy.text(f"SELECT count(*) FROM {schema}.{table} WHERE _airbyte_extracted_at > :mark"),
+                read, live_read = connection.execute(
+                    sqlalchemy.text(f"SELECT count(*), count(*) - count(remote_deleted_at) FROM {schema}.{table} "
+                                    "WHERE _airbyte_extracted_at > :mark"),
                     {"mark": mark},
-                ).scalar()
-            counts.append((table, rows, read, rows - distinct))
+                ).one()
+            counts.append(TableCounts(table, rows, read, deleted, rows - distinct, live_read))
     return counts
 
 
@@ -251,10 +265,15 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def summary(engine: Any, schema: str, before: Mapping[str, Any], where: str, seconds: float) -> str:
     counts = table_counts(engine, schema, before)
     lines = [f"Synced into {where} in {seconds:.1f} s.", "",
-             render_table(("table", "rows", "read this run", "duplicate ids"), counts)]
-    reread = [table for table, rows, read, _ in counts if before.get(table) is not None and rows and read == rows]
+             render_table(("table", "rows", "read this run", "marked deleted", "duplicate ids"),
+                          [(c.table, c.rows, c.read, c.deleted, c.duplicates) for c in counts])]
+    if any(c.deleted for c in counts):
+        lines.append("  (marked deleted: records gone from the LMS, each kept as one row with remote_deleted_at set and "
+                     "its other fields null but the ids; leave them out with WHERE remote_deleted_at IS NULL)")
+    reread = [c.table for c in counts
+              if before.get(c.table) is not None and c.rows > c.deleted and c.live_read == c.rows - c.deleted]
     if reread:
-        lines.append(f"  ({', '.join(reread)}: every row read again; the provider's page in the README says which "
+        lines.append(f"  ({', '.join(reread)}: every live row read again; the provider's page in the README says which "
                      "streams have no modification time and so are re-read by every sync)")
     lines += ["", "Completion rate per course (top 10):",
               render_table(("course", "learners", "completed", "completion %"), completion_by_course(engine, schema)),

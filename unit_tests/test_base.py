@@ -65,7 +65,8 @@ def read_all(stream: ToyStream, mode=SyncMode.incremental):
     emitted, states = [], []
     for stream_slice in stream.stream_slices(sync_mode=mode):
         emitted += [r["id"] for r in stream.read_records(mode, stream_slice=stream_slice)]
-        states.append(dict(stream.state))
+        # The cursor only: the listed ids beside it are test_deletions.py's subject.
+        states.append({k: v for k, v in stream.state.items() if k == "updated_at"})
     return emitted, states
 
 

@@ -14,7 +14,10 @@
 - `admins_status` (option, 401 or 403): `/admins` refuses the admin token with that status, as Canvas does for a
   sub-account admin or a role that may not view the account's admins; everything else still answers.
 - Data: the root account (`root_account_id`, alias `self`) holds every course; sub-account `root + 1` holds the courses
-  whose id is a multiple of 3. Deleted users are not listed, and their enrollments are `deleted`. Instructor rows
+  whose id is a multiple of 3. Deleted users are not listed, and their enrollments are `deleted`. Canvas
+  soft-deletes: a course or enrollment `Dataset.delete` removed is still listed when asked for by state (courses
+  `state[]=deleted` or `all`, enrollments `state[]=deleted`) with workflow_state / enrollment_state `deleted` and, for
+  an enrollment, `updated_at` = the deletion time; the default states leave them out. Instructor rows
   become Teacher/TA/Designer enrollments; some courses also have an observer. Enrollment states by default leave out
   concluded ("completed") ones, as Canvas does.
 - The paths Singer's tap-canvas reads are served too (terms, sections, assignments, submissions, outcome results);
@@ -363,6 +366,9 @@ class CanvasApp(FakeProviderApp):
             states |= {"created", "claimed", "available", "completed", "unpublished", "deleted"}
         includes = set(request.query.get("include[]", []))
         courses = [c for c in self.courses_of(account) if self.course_state(c) in states]
+        if "deleted" in states:  # soft-deleted courses, listed only when asked for
+            gone = sorted((c for c, _ in self.data.deleted.get("courses", {}).values()), key=lambda c: c.id)
+            courses += [c for c in gone if account == self.root_account_id or self.course_account(c) == account]
         return self.paged(request, courses, lambda c: self.course_json(c, includes))
 
     @staticmethod
@@ -378,7 +384,8 @@ class CanvasApp(FakeProviderApp):
             "license": "private", "public_syllabus": False, "storage_quota_mb": 500, "is_public_to_auth_users": False,
             "apply_assignment_group_weights": False, "calendar": {"ics": f"https://canvas.example.edu/feeds/calendars/course_{c.id}.ics"},
             "time_zone": "America/Denver", "blueprint": False, "sis_course_id": f"SIS-{c.code}", "integration_id": None,
-            "hide_final_grades": False, "workflow_state": self.course_state(c), "restrict_enrollments_to_course_dates": False,
+            "hide_final_grades": False, "workflow_state": "deleted" if c.id not in self.data.courses else self.course_state(c),
+            "restrict_enrollments_to_course_dates": False,
         }
         if c.id % 2:
             course["locale"] = c.language  # only courses with a language set have one
@@ -397,10 +404,13 @@ class CanvasApp(FakeProviderApp):
         return page
 
     def enrollment_rows(self, course: Course) -> list[dict[str, Any]]:
-        """Every enrollment row of a course (all types and states), as plain facts; rendered per request."""
+        """Every enrollment row of a course (all types and states, deleted ones too), as plain facts; rendered per request."""
         rows = []
         for e in self.data.enrollments_of_course(course.id):
             rows.append({"id": e.id, "user_id": e.user_id, "type": self.enrollment_type(e), "state": self.enrollment_state(e), "e": e})
+        for e, when in self.data.deleted.get("enrollments", {}).values():
+            if e.course_id == course.id:  # soft-deleted: listed with state[]=deleted only
+                rows.append({"id": e.id, "user_id": e.user_id, "type": self.enrollment_type(e), "state": "deleted", "e": e, "deleted_at": when})
         for row in self.observer_rows(course):
             rows.append({**row, "state": "active", "e": None})
         return rows
@@ -415,8 +425,13 @@ class CanvasApp(FakeProviderApp):
         host = request.headers.get("host", "127.0.0.1")
         return self.bookmarked(request, rows, key=lambda r: r["id"], render=lambda r: self.enrollment_json(course, r, host))
 
+    def person_of(self, user_id: int) -> Person:
+        """A user, deleted ones included (Canvas keeps a deleted user's record)."""
+        person = self.data.people.get(user_id)
+        return person if person is not None else self.data.deleted["users"][user_id][0]
+
     def enrollment_json(self, course: Course, row: dict[str, Any], host: str) -> dict[str, Any]:
-        person = self.data.people[row["user_id"]]
+        person = self.person_of(row["user_id"])
         e: Enrollment | None = row["e"]
         is_student = row["type"] == "StudentEnrollment"
         custom_role = is_student and e is not None and e.id % 7 == 0  # a custom student role keeps the base type
@@ -428,7 +443,7 @@ class CanvasApp(FakeProviderApp):
             "root_account_id": self.root_account_id, "type": row["type"], "user_id": person.id,
             "associated_user_id": row.get("observed"),
             "role": "Auditor" if custom_role else row["type"], "role_id": 21 if custom_role else 3,
-            "created_at": iso(e.enrolled if e else course.created), "updated_at": iso(e.updated if e else course.created),
+            "created_at": iso(e.enrolled if e else course.created), "updated_at": iso(row.get("deleted_at") or (e.updated if e else course.created)),
             "start_at": None, "end_at": iso(e.expires) if e is not None and e.state == "expired" else None,
             "last_activity_at": iso(e.last_activity) if e else None, "last_attended_at": None,
             "total_activity_time": e.time_spent if e else 0,

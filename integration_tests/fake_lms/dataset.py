@@ -93,6 +93,8 @@ class Dataset:
         self.people: dict[int, Person] = {}
         self.courses: dict[int, Course] = {}
         self.enrollments: dict[int, Enrollment] = {}
+        # What `delete()` removed, per kind: id -> (the record as it was, deletion time in Unix seconds).
+        self.deleted: dict[str, dict[int, tuple[Any, int]]] = {}
         for number in range(1, users + 1):
             self.people[number] = self._person(rng, number)
         for number in range(1, courses + 1):
@@ -223,3 +225,21 @@ class Dataset:
 
     def remove_course(self, course_id: int) -> None:
         self.courses.pop(course_id, None)
+
+    def delete(self, users: Iterable[int] = (), courses: Iterable[int] = (), enrollments: Iterable[int] = (), when: int | None = None) -> int:
+        """Delete records now, as an administrator would: a deleted user or course takes its enrollments with it.
+
+        The records leave the data (an API that lists live records only shows them gone); `deleted` keeps each one
+        with its deletion time, for a fake whose API still lists deleted records with a flag or a status.
+        """
+        when = when or int(time.time())
+        gone_users, gone_courses = set(users), set(courses)
+        for user_id in gone_users:
+            self.deleted.setdefault("users", {})[user_id] = (self.people.pop(user_id), when)
+        for course_id in gone_courses:
+            self.deleted.setdefault("courses", {})[course_id] = (self.courses.pop(course_id), when)
+        doomed = set(enrollments) | {e.id for e in self.enrollments.values() if e.user_id in gone_users or e.course_id in gone_courses}
+        for enrollment_id in doomed:
+            self.deleted.setdefault("enrollments", {})[enrollment_id] = (self.enrollments.pop(enrollment_id), when)
+        self._course_index = None
+        return when

@@ -8,7 +8,7 @@ provider's documented API does. This module adds what every fake shares:
   `Retry-After`, body from the app), server errors, slow answers, malformed bodies, dropped connections
   (before the answer, or mid-body), storms (`every` Nth request), and
   `not_found` (an item deleted between being listed and being read);
-* a control API for a fake run in another process: `POST /_fake/faults`, `POST /_fake/touch`,
+* a control API for a fake run in another process: `POST /_fake/faults`, `POST /_fake/touch`, `POST /_fake/delete`,
   `GET /_fake/requests`, `POST /_fake/reset-requests`.
 """
 
@@ -137,6 +137,19 @@ class FakeProviderApp:
             "courses": {self.course_record_id(c) for c in courses},
             "course_enrollments": {self.enrollment_record_id(e) for e in enrollments},
         }
+
+    def delete_sample(self) -> dict[str, set[str]]:
+        """Delete one learner (with their enrollments), one course (with its enrollments) and one more enrollment
+        now; the record ids a sync must report as deleted, per stream."""
+        before = self.expected_ids()
+        learners = [e for e in self.listed_enrollments() if e.role == "learner"]
+        people = {p.id: p for p in self.listed_people()}
+        user = next(people[e.user_id] for e in learners if e.user_id != 1 and people[e.user_id].status == "active")
+        course = next(e.course_id for e in reversed(learners) if e.user_id != user.id)
+        enrollment = next(e.id for e in learners if e.user_id != user.id and e.course_id != course)
+        self.data.delete(users=[user.id], courses=[course], enrollments=[enrollment])
+        after = self.expected_ids()
+        return {stream: before[stream] - after[stream] for stream in before}
 
     def rate_limited(self, retry_after: float | None) -> FakeResponse:
         headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
@@ -304,6 +317,9 @@ class FakeLmsServer:
         if request.path == "/_fake/touch":
             when = self.app.data.touch(**data)
             return FakeResponse(200, {"updated": when})
+        if request.path == "/_fake/delete":
+            when = self.app.data.delete(**data)
+            return FakeResponse(200, {"deleted": when})
         if request.path == "/_fake/requests":
             return FakeResponse(200, [{"method": m, "path": p, "query": q} for m, p, q in self.requests])
         if request.path == "/_fake/reset-requests":

@@ -160,8 +160,6 @@ class DoceboStream(LmsStream):
     api_path: ClassVar[str]
     # Sort on a unique key so that pages neither repeat nor skip records (providers doc §3.3, pitfall 4).
     sort_params: ClassVar[dict[str, str]] = {}
-    # Whether the endpoint filters on modification time (`updated_from`); if not, the base filters here.
-    server_side_filter: ClassVar[bool] = False
     page_size: ClassVar[int] = PAGE_SIZE
 
     def __init__(self, provider: Docebo, **kwargs: Any) -> None:
@@ -173,7 +171,7 @@ class DoceboStream(LmsStream):
 
     def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         # request_params gets no sync mode from the CDK: the lower bound is taken here, once per read.
-        since = self.since(sync_mode) if self.server_side_filter else None
+        since = self.since_on_server(sync_mode)  # None in a deletion sweep: everything is listed then
         self._updated_from = since.replace("T", " ").rstrip("Z") if since else None
         yield from super().records_of_slice(sync_mode, stream_slice)
 
@@ -288,6 +286,7 @@ class DoceboCourseEnrollments(DoceboStream):
     """
 
     unified_name = "course_enrollments"
+    pair_id = True  # ids are "{user_id}:{course_id}": a tombstone still names both
     api_path = "learn/v1/enrollments"
     sort_params = {"get_cursor": "1"}
     server_side_filter = True

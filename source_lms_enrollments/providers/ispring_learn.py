@@ -241,6 +241,11 @@ class IspringUsers(IspringStream):
         keep_raw = self.config.include_remote_data
         yield from self.mapped(response, lambda raw: to_user(raw, keep_raw))
 
+    def marked_deleted(self, record: Mapping[str, Any]) -> bool:
+        """Never: status 5 ("Employment Ended", mapped to `deleted`) is an account iSpring still keeps, with its
+        results, not a deletion; a user deleted from the account is no longer listed (a tombstone, design.md §5a)."""
+        return False
+
 
 class IspringCourses(IspringStream):
     """GET /contents?contentTypes=Course&contentTypes=LearningTrack: what learners are enrolled in."""

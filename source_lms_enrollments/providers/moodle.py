@@ -281,7 +281,8 @@ class MoodleEnrolledUsers(MoodleCall):
     The slice may ask for `only`: onlyactive, read with userfields=id (only the ids matter). Its complement among the
     members is exactly what `onlysuspended` would answer (get_enrolled_join in lib/enrollib.php; the real 4.5.6 site's
     two lists are disjoint and make up the whole list): "enrolled but not active", so that list is not read.
-    A course deleted between the course list and this call answers invalidrecord: skipped with a warning.
+    A course deleted between the course list and this call answers invalidrecord: skipped with a warning, and the
+    listing is cut short (no deletion is inferred from it this sync).
     """
 
     wsfunction = ENROLLED_USERS
@@ -309,7 +310,10 @@ class MoodleEnrolledUsers(MoodleCall):
     def parse_response(self, response: requests.Response, stream_slice: Mapping[str, Any] | None = None, **_: Any) -> Iterable[Mapping[str, Any]]:
         body = self.body_of(response)
         if body is None:
-            logger.warning(f"Moodle {ENROLLED_USERS}: course {(stream_slice or {}).get('course_id')} no longer exists (deleted during the sync?); skipped.")
+            course_id = (stream_slice or {}).get("course_id")
+            logger.warning(f"Moodle {ENROLLED_USERS}: course {course_id} no longer exists (deleted during the sync?); skipped.")
+            # Its rows are missing from this listing, not known deleted: no tombstone from it (design.md §5a).
+            self.listing_cut_short(f"course {course_id} answered invalidrecord (deleted during the sync?)")
             return
         yield from self.items_of(response, body)
 
@@ -412,6 +416,7 @@ class MoodleCourseEnrollments(MoodleEnrolledUsers):
     """
 
     unified_name = "course_enrollments"  # type: ignore[assignment]
+    pair_id = True  # ids are "{user_id}:{course_id}": a tombstone still names both
 
     def __init__(self, provider: Moodle, **kwargs: Any) -> None:
         super().__init__(provider, **kwargs)

@@ -199,6 +199,7 @@ class TalentLmsCourseEnrollments(TalentLmsStream):
     """
 
     unified_name = "course_enrollments"
+    pair_id = True  # ids are "{user_id}:{course_id}": a tombstone still names both
     ignore_not_found = True  # a course deleted after /courses listed it answers 404
 
     def __init__(self, provider: TalentLms, **kwargs: Any) -> None:

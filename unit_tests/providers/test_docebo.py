@@ -22,6 +22,7 @@ from source_lms_enrollments.providers.docebo import (
     to_course_enrollment,
     to_user,
 )
+from source_lms_enrollments.unified import now_iso
 
 RESOURCES = Path(__file__).parent.parent / "resources" / "docebo"
 BASE = "https://acme.docebosaas.com"
@@ -259,7 +260,7 @@ def test_enrollments_send_updated_from_and_pass_the_cursor_back():
         mock.post(f"{BASE}/oauth2/token", json=load("oauth2_token.json"))
         mock.get(f"{BASE}/learn/v1/enrollments", [{"json": first}, {"json": second}])
         mock.get(f"{BASE}/manage/v1/user", json=load("manage_v1_user__page1.json") | {"data": {**load("manage_v1_user__page1.json")["data"], "has_more_data": False}})
-        output = run_read(config(), streams=["course_enrollments"], state={"course_enrollments": {"updated_at": "2024-01-06T10:00:00Z"}})
+        output = run_read(config(), streams=["course_enrollments"], state={"course_enrollments": {"updated_at": "2024-01-06T10:00:00Z", "swept_at": now_iso()}})
         queries = [parse_qs(r.query) for r in mock.request_history if r.path == "/learn/v1/enrollments"]
     records = records_by_stream(output)["course_enrollments"]
     assert [r["id"] for r in records] == ["12301:42", "12302:42", "12302:43"]
