@@ -12,8 +12,9 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from source_lms_enrollments.base import LmsProvider, LmsStream
+from source_lms_enrollments.base import LmsStream
 from source_lms_enrollments.deletions import ENCODING, ListedIds, StateFormatError, decode_ids, encode_ids
+from unit_tests.test_base import ToyProvider, ToyStream
 
 OLD = "2024-01-01T00:00:00Z"
 
@@ -65,38 +66,22 @@ def test_listed_ids_commit_keeps_what_a_partial_listing_cannot_judge():
 
 
 # ---- the base stream -------------------------------------------------------------------------------------------
-class ToyLms(LmsProvider):
-    provider_type, title, spec_required, spec_properties = "toy", "Toy", [], {}
+class ToyLms(ToyProvider):
+    """test_base's toy provider, its pages being {parent: [(id, updated_at, status), ...]}, with switches for faults."""
 
     def __init__(self, config, data):
-        super().__init__(config)
-        self.api_base = self.config.base_url + "/"
-        self.data = data  # {parent: [(id, updated_at, status), ...]}
+        super().__init__(config, data)
+        self.data = data
         self.fail_on: str | None = None
         self.skip: str | None = None
 
-    def streams(self):
-        return [ToyEnrollments(self)]
 
-    def check_stream(self):
-        return ToyEnrollments(self)
-
-
-class ToyEnrollments(LmsStream):
+class ToyEnrollments(ToyStream):
     unified_name = "course_enrollments"
     pair_id = True
 
     def partitions(self) -> Iterable[dict[str, Any]]:
         yield from ({"parent": key} for key in list(self.provider.data))
-
-    def path(self, **_):
-        return "x"
-
-    def next_page_token(self, response):
-        return None
-
-    def parse_response(self, response, **_):
-        return []
 
     def records_of_slice(self, sync_mode, stream_slice: Mapping[str, Any]):
         parent = stream_slice["parent"]
