@@ -127,6 +127,10 @@ class UnifiedToStream(UnifiedToHttp, OffsetPageStream):
             if record is not None:
                 yield record
 
+    def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        self.provider.integration()  # first: so that an error of the first list call can name the LMS
+        yield from super().records_of_slice(sync_mode, stream_slice)
+
     def extras(self) -> dict[str, Any]:
         integration = self.provider.integration()
         return {"unified_to_integration": integration["type"], "unified_to_integration_name": integration["name"]}
@@ -338,6 +342,14 @@ def _remote(raw: Mapping[str, Any], keep: bool) -> dict[str, Any] | None:
     return dict(raw) if keep else None
 
 
+def _grade_number(grade: str) -> float | None:
+    """`assigned_grade` is a string: a number ("87.5") is a score, a letter ("B+") is not."""
+    try:
+        return to_number(grade)
+    except (TypeError, ValueError):
+        return None
+
+
 def _seconds(minutes: Any) -> int | None:
     number = to_number(minutes)
     return int(round(number * 60)) if number is not None else None
@@ -419,7 +431,7 @@ def to_course_enrollment(student_id: str, course_id: str, activities: list[Mappi
     given_progress = any(a.get("progress_percentage") is not None for a in activities) or any(completed_flags)
     minutes = [to_number(a.get("duration_minutes")) for a in activities if to_number(a.get("duration_minutes")) is not None]
     grades = [to_str(a.get("assigned_grade")) for a in activities if to_str(a.get("assigned_grade"))]
-    scores = [number for number in (to_number(g) for g in grades) if number is not None]
+    scores = [number for number in map(_grade_number, grades) if number is not None]
     started = sorted(t for t in (iso_to_iso(a.get("started_at")) for a in activities) if t)
     finished = sorted(t for t in (iso_to_iso(a.get("completed_at")) for a in activities) if t)
     created = sorted(t for t in (iso_to_iso(a.get("created_at")) for a in activities) if t)
