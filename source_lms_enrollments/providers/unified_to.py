@@ -151,6 +151,9 @@ class UnifiedToConnection(UnifiedToHttp, LmsStream):
     def next_page_token(self, response: requests.Response) -> None:
         return None
 
+    def describe_error(self, response: requests.Response) -> str | None:
+        return unified_to_error_message(response, lms_name=None, own=True)  # Unified.to's own call: no LMS behind it
+
     def parse_response(self, response: requests.Response, **_: Any) -> Iterable[Mapping[str, Any]]:
         body = self.json_of(response)
         if not isinstance(body, dict):
@@ -296,7 +299,7 @@ def _pair(row: Mapping[str, Any]) -> tuple[str, str] | None:
     return (student, course) if student and course else None
 
 
-def unified_to_error_message(response: requests.Response, lms_name: str | None = None) -> str | None:
+def unified_to_error_message(response: requests.Response, lms_name: str | None = None, own: bool = False) -> str | None:
     """The error body's message. Unified.to passes an LMS's own errors on with their status and message unchanged,
     so the message says it may come from either (naming the LMS when the connection is known)."""
     try:
@@ -313,8 +316,8 @@ def unified_to_error_message(response: requests.Response, lms_name: str | None =
         message = body
     if message is None and response.text and not response.text.lstrip().startswith(("{", "[", "<")):
         message = response.text.strip()[:200]
-    if not message:
-        return None
+    if not message or own:
+        return message
     behind = lms_name or "the LMS"
     return f"{message} (said by Unified.to or by {behind} behind the connection: Unified.to passes the LMS's errors on unchanged)"
 

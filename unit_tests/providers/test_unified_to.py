@@ -149,6 +149,7 @@ def test_the_error_message_names_unified_to_and_the_lms_behind_it():
     assert "the LMS" in unified_to_error_message(_response(500, b'{"error": {"message": "boom"}}'))
     assert unified_to_error_message(_response(502, b"Bad Gateway")).startswith("Bad Gateway")
     assert unified_to_error_message(_response(500, b"{}")) is None
+    assert unified_to_error_message(_response(401, b'{"message": "Unauthorized"}'), own=True) == "Unauthorized"  # no LMS behind
 
 
 # ---- streams over requests-mock ----------------------------------------------------------------------------------------
