@@ -26,7 +26,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 
-from ..base import LmsProvider, LmsStream, OffsetPageStream, parsed_once
+from ..base import BodyCursorStream, LmsProvider, LmsStream, OffsetPageStream, parsed_once
 from ..unified import full_name, iso_to_iso, to_bool, to_number, to_percent, to_str
 
 logger = logging.getLogger("airbyte")
@@ -118,14 +118,9 @@ class UnifiedToStream(UnifiedToHttp, OffsetPageStream):
         since = self.since_on_server(sync_mode)
         return {"updated_gte": since} if since else {}
 
-    def mapped(self, response: requests.Response, mapper: Any) -> Iterator[Any]:
-        for item in self.records_of(response):
-            try:
-                record = mapper(item)
-            except (ValueError, TypeError, KeyError, AttributeError) as error:
-                raise self.malformed(response, f"record {item.get('id')!r} could not be read ({error})") from None
-            if record is not None:
-                yield record
+    # The page's items through a mapper, a value it cannot read ending the sync naming the endpoint: the cursor
+    # family's own (it needs only `records_of` and `malformed`), until the base gives every paging family one.
+    mapped = BodyCursorStream.mapped
 
     def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         self.provider.integration()  # first: so that an error of the first list call can name the LMS

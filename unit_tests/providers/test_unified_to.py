@@ -253,3 +253,13 @@ def test_an_unknown_connection_is_a_config_error_naming_connection_id():
     message = output.errors[0].trace.error.message
     assert output.errors[0].trace.error.failure_type.value == "config_error" and "provider.connection_id" in message
     assert "Connection not found" in message and "Docebo" in message
+
+
+def test_a_value_a_mapper_cannot_read_is_a_system_error_naming_the_endpoint_and_record():
+    with rm.Mocker() as m:
+        mock_connection(m)
+        m.get(f"{LMS}/course", json=[{"id": "9", "name": "x", "duration_minutes": "soon"}])
+        output = run_read(config(), mode=SyncMode.full_refresh, streams=["courses"], expecting_exception=True)
+    error = output.errors[0].trace.error
+    assert error.failure_type.value == "system_error"
+    assert "/lms/{connection_id}/course" in error.message and "'9'" in error.message and CONNECTION not in error.message
