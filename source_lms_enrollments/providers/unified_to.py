@@ -113,6 +113,10 @@ class UnifiedToStream(UnifiedToHttp, OffsetPageStream):
 
     # Unified.to's documented default `limit`; no maximum is documented, and each page is a live call to the LMS.
     page_size = 100
+    # The LMS changes while we page (live reads, offset pages, and for enrollments a changes-first pass then the
+    # courses' full re-read): a record changed after the read began may be missed by this read, so the cursor never
+    # passes the read's start (less a minute for clocks apart); the next sync asks again from there.
+    cursor_lag_seconds = 60
 
     def since_param(self, sync_mode: SyncMode) -> dict[str, Any]:
         since = self.since_on_server(sync_mode)

@@ -263,3 +263,21 @@ def test_a_value_a_mapper_cannot_read_is_a_system_error_naming_the_endpoint_and_
     error = output.errors[0].trace.error
     assert error.failure_type.value == "system_error"
     assert "/lms/{connection_id}/course" in error.message and "'9'" in error.message and CONNECTION not in error.message
+
+
+def test_the_cursor_never_passes_the_start_of_the_read_less_a_minute():
+    """An activity changed while the enrollments are read (after the changes-first pass) must be asked for again."""
+    import time as _time
+
+    from source_lms_enrollments.unified import epoch_to_iso
+
+    now = epoch_to_iso(_time.time())
+    rows = [dict(a, updated_at=now) for a in activities_of()]
+    with rm.Mocker() as m:
+        mock_connection(m)
+        m.get(f"{LMS}/activity", json=rows)
+        started = _time.time()
+        output = run_read(config(), mode=SyncMode.incremental, streams=["course_enrollments"])
+    assert records_by_stream(output)["course_enrollments"]
+    cursor = output.most_recent_state.stream_state.updated_at
+    assert cursor <= epoch_to_iso(started - 59), (cursor, now)
