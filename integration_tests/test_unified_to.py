@@ -148,3 +148,21 @@ def test_a_wrong_token_during_read_is_a_config_error_and_never_printed(fake, tmp
     assert "HTTP 401" in errors[0]["message"] and "provider.api_token" in errors[0]["message"]
     token = bad["provider"]["api_token"]
     assert token not in result.stdout and token not in result.stderr
+
+
+def test_content_level_rows_without_course_id_are_placed_through_the_content_list():
+    with start_fake("unified_to", users=30, courses=6, enrollments=60, content_rows_name_course=False) as server:
+        first = run_read(server.config())
+        assert not first.errors
+        full = {e["id"]: e for e in records_by_stream(first)["course_enrollments"]}
+        assert set(full) == server.app.expected_ids()["course_enrollments"]
+        changed = server.app.touch_sample()
+        second = run_read(server.config(), state=final_states(first))
+    assert not second.errors
+    emitted = {e["id"]: e for e in records_by_stream(second)["course_enrollments"]}
+    assert changed["course_enrollments"] <= set(emitted)
+    for record_id in changed["course_enrollments"]:
+        user_id, course_id = map(int, record_id.split(":"))
+        enrollment = next(e for e in server.app.data.enrollments.values() if (e.user_id, e.course_id) == (user_id, course_id))
+        assert emitted[record_id]["progress_percent"] == enrollment.progress
+        assert len(emitted[record_id]["custom_fields"]["activity_ids"]) == (1 if course_id % 2 else 3)

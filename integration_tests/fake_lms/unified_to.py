@@ -14,7 +14,9 @@
   (student_id, course_id, content_id, is_completed, progress_percentage, started_at, completed_at,
   duration_minutes, assigned_grade as a string, raw). Odd courses track at course level (one activity per learner,
   as LearnUpon enrollments do); even courses per content item (three activities per learner, of which only the
-  last moves when the enrollment changes).
+  last moves when the enrollment changes). The model's `course_id` is for "providers that track at course level":
+  `content_rows_name_course=False` leaves it out of content-level rows, whose course is then the content item's
+  (`GET /lms/{id}/content`: `LmsContent.course_ids`).
 - Deletions: gone from the lists (the models have no deleted flag).
 - Errors: the body's shape is not documented; `{"message": ...}` here. A 429 carries `Retry-After` when set.
 """
@@ -46,8 +48,9 @@ class UnifiedToApp(FakeProviderApp):
     stream_paths = {"users": "/student", "courses": "/course", "course_enrollments": "/activity"}
 
     def __init__(self, data: Dataset, api_token: str = API_TOKEN, connection_id: str = CONNECTION_ID,
-                 updated_gte: bool = True, course_filter: bool = True, **options: Any) -> None:
+                 updated_gte: bool = True, course_filter: bool = True, content_rows_name_course: bool = True, **options: Any) -> None:
         super().__init__(data, **options)
+        self.content_rows_name_course = content_rows_name_course
         self.api_token = api_token
         self.connection_id = connection_id
         self.updated_gte = updated_gte
@@ -97,6 +100,10 @@ class UnifiedToApp(FakeProviderApp):
             records = [self.person(p) for p in self.data.people.values() if p.role == "instructor"]
         elif resource == "course":
             records = [self.course(c) for c in self.data.courses.values()]
+        elif resource == "content":
+            records = [{"id": f"lo-{c.id}-{item}", "name": f"{c.name}, part {item + 1}", "course_ids": [str(c.id)],
+                        "is_active": True, "created_at": iso(c.created), "updated_at": iso(c.created), "raw": {"lo": item}}
+                       for c in self.data.courses.values() if c.id % 2 == 0 for item in range(CONTENT_ITEMS)]
         elif resource == "activity":
             records = [a for e in self.listed_enrollments() if e.role == "learner" for a in self.activities(e)]
             if self.course_filter:
@@ -153,7 +160,10 @@ class UnifiedToApp(FakeProviderApp):
         rows = []
         for item in range(CONTENT_ITEMS):
             last = item == CONTENT_ITEMS - 1
-            rows.append({**common, "id": f"act-{e.id}-{item}", "content_id": f"lo-{e.course_id}-{item}",
-                         "updated_at": iso(e.updated if last else e.enrolled), "duration_minutes": e.time_spent / 60 / CONTENT_ITEMS,
-                         "assigned_grade": grade if last else None, "raw": {"learning_object": item, "enrollment_id": e.id}})
+            row = {**common, "id": f"act-{e.id}-{item}", "content_id": f"lo-{e.course_id}-{item}",
+                   "updated_at": iso(e.updated if last else e.enrolled), "duration_minutes": e.time_spent / 60 / CONTENT_ITEMS,
+                   "assigned_grade": grade if last else None, "raw": {"learning_object": item, "enrollment_id": e.id}}
+            if not self.content_rows_name_course:
+                del row["course_id"]  # the course is the content item's (`GET /lms/{id}/content`, `course_ids`)
+            rows.append(row)
         return rows

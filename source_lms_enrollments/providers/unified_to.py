@@ -241,7 +241,8 @@ class UnifiedToCourseEnrollments(UnifiedToStream):
     `updated_gte` would otherwise turn a learner at 3 of 4 lessons into one at 1 of 1). So an incremental read asks
     `updated_gte` only which learner×course pairs changed, then re-reads every activity of the courses concerned
     (`course_id` filter; rows of other courses are dropped, for an integration that ignores the filter), or all
-    activities once when more than MAX_COURSE_REREADS courses changed. A full or sweep read lists every activity once.
+    activities once when more than MAX_COURSE_REREADS courses changed or a row named only its content item (then its
+    courses come from the content list). A full or sweep read lists every activity once.
     """
 
     unified_name = "course_enrollments"
@@ -256,16 +257,18 @@ class UnifiedToCourseEnrollments(UnifiedToStream):
 
     def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         activities = UnifiedToActivityList(self.provider)
+        pairs = ActivityPairs(self.provider)
         since = self.since_on_server(sync_mode)
         if since is None:
             rows: Iterable[Mapping[str, Any]] = activities.records_of_slice(SyncMode.full_refresh, {})
             wanted = None
         else:
-            wanted = {pair for pair in map(_pair, activities.records_of_slice(SyncMode.full_refresh, {"updated_gte": since})) if pair}
+            wanted = {pair for row in activities.records_of_slice(SyncMode.full_refresh, {"updated_gte": since}) for pair in pairs.of(row)}
             courses = sorted({course for _, course in wanted})
             if not courses:
                 return
-            if len(courses) > MAX_COURSE_REREADS:
+            if len(courses) > MAX_COURSE_REREADS or pairs.by_content:
+                # (rows that name only their content item cannot be found by the course_id filter)
                 rows = activities.records_of_slice(SyncMode.full_refresh, {})
             else:
                 rows = (row for course in courses for row in activities.records_of_slice(SyncMode.full_refresh, {"course_id": course})
@@ -273,14 +276,14 @@ class UnifiedToCourseEnrollments(UnifiedToStream):
         grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         skipped = 0
         for row in rows:
-            pair = _pair(row)
-            if pair is None:
-                skipped += 1
-            elif wanted is None or pair in wanted:
-                grouped.setdefault(pair, []).append(row)
+            found = pairs.of(row)
+            skipped += not found
+            for pair in found:
+                if wanted is None or pair in wanted:
+                    grouped.setdefault(pair, []).append(row)
         if skipped:
-            logger.warning(f"Unified.to: {skipped} activity row(s) name no student or no course (content-level rows "
-                           "without course_id); they belong to no course enrollment and were left out.")
+            logger.warning(f"Unified.to: {skipped} activity row(s) name no student, or neither a course nor a content item "
+                           "of a course; they belong to no course enrollment and were left out.")
         keep_raw, extras = self.config.include_remote_data, self.extras()
         for (student, course), rows_of_pair in grouped.items():
             try:
@@ -293,9 +296,46 @@ class UnifiedToCourseEnrollments(UnifiedToStream):
         return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
 
 
-def _pair(row: Mapping[str, Any]) -> tuple[str, str] | None:
-    student, course = to_str(row.get("student_id")), to_str(row.get("course_id"))
-    return (student, course) if student and course else None
+class UnifiedToContentList(UnifiedToStream):
+    """GET /lms/{id}/content: each content item's `course_ids`."""
+
+    unified_name = "content_list"
+
+    def path(self, **_: Any) -> str:
+        return "content"
+
+    def parse_response(self, response: requests.Response, **_: Any) -> Iterable[Mapping[str, Any]]:
+        yield from self.records_of(response)
+
+
+class ActivityPairs:
+    """The (student_id, course_id) pairs an activity row counts for: its own course, or, for a row that names only
+    its content item (the model's `course_id` is for "providers that track at course level"), every course that
+    content belongs to (`LmsContent.course_ids`, listed once, only when such a row comes)."""
+
+    def __init__(self, provider: UnifiedTo) -> None:
+        self.provider = provider
+        self.by_content = False  # whether a row was placed through its content item
+        self._courses_of: dict[str, list[str]] | None = None
+
+    def of(self, row: Mapping[str, Any]) -> list[tuple[str, str]]:
+        student, course, content = to_str(row.get("student_id")), to_str(row.get("course_id")), to_str(row.get("content_id"))
+        if not student:
+            return []
+        if course:
+            return [(student, course)]
+        if not content:
+            return []
+        self.by_content = True
+        return [(student, c) for c in self.courses_of().get(content, [])]
+
+    def courses_of(self) -> dict[str, list[str]]:
+        if self._courses_of is None:
+            self._courses_of = {
+                str(item["id"]): [str(c) for c in item.get("course_ids") or [] if c not in (None, "")]
+                for item in UnifiedToContentList(self.provider).records_of_slice(SyncMode.full_refresh, {})
+            }
+        return self._courses_of
 
 
 def unified_to_error_message(response: requests.Response, lms_name: str | None = None, own: bool = False) -> str | None:

@@ -281,3 +281,29 @@ def test_the_cursor_never_passes_the_start_of_the_read_less_a_minute():
     assert records_by_stream(output)["course_enrollments"]
     cursor = output.most_recent_state.stream_state.updated_at
     assert cursor <= epoch_to_iso(started - 59), (cursor, now)
+
+
+def test_a_row_naming_only_its_content_item_counts_for_the_courses_of_that_content():
+    rows = [{k: v for k, v in a.items() if k != "course_id"} for a in activities_of()[1:4]] + [dict(load("activity__page1.json")[4], updated_at="2024-02-01T00:00:00Z")]
+    with rm.Mocker() as m:
+        mock_connection(m)
+        m.get(f"{LMS}/activity", json=rows)
+        m.get(f"{LMS}/content", json=[{"id": f"lo-{i}", "course_ids": ["204"]} for i in (1, 2, 3)])  # lo-9: in no course
+        output = run_read(config(), mode=SyncMode.full_refresh, streams=["course_enrollments"])
+    (enrollment,) = records_by_stream(output)["course_enrollments"]
+    assert enrollment["id"] == "10432:204" and enrollment["custom_fields"]["content_ids"] == ["lo-1", "lo-2", "lo-3"]
+    assert any("1 activity row(s)" in m.log.message for m in output.logs)  # lo-9's row: left out, and said
+
+
+def test_an_incremental_read_of_content_only_rows_rebuilds_from_a_full_listing():
+    rows = [{k: v for k, v in a.items() if k != "course_id"} for a in activities_of()[1:4]]
+    state = {"course_enrollments": {"updated_at": "2024-02-15T00:00:00Z", "swept_at": "2999-01-01T00:00:00Z"}}
+    with rm.Mocker() as m:
+        mock_connection(m)
+        m.get(f"{LMS}/activity", json=lambda r, _: [a for a in rows if a["updated_at"] >= "2024-02-15"] if "updated_gte" in r.qs else rows)
+        m.get(f"{LMS}/content", json=[{"id": f"lo-{i}", "course_ids": ["204"]} for i in (1, 2, 3)])
+        output = run_read(config(), mode=SyncMode.incremental, state=state, streams=["course_enrollments"])
+        asked = [sorted(k for k in r.qs if k not in ("limit", "offset")) for r in m.request_history if r.path.endswith("/activity")]
+    (enrollment,) = records_by_stream(output)["course_enrollments"]
+    assert asked == [["updated_gte"], []] and len(enrollment["custom_fields"]["activity_ids"]) == 3
+    assert enrollment["progress_percent"] == round(140 / 3, 2)
