@@ -16,7 +16,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, MutableMapping, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import requests
@@ -779,3 +779,62 @@ class BodyCursorStream(LmsStream):
         if cursor is not None and not isinstance(cursor, str):
             raise self.malformed(response, f"expected {self.cursor_key!r} to be a string or null, got {type(cursor).__name__}")
         return items, cursor or None
+
+
+class OffsetPageStream(LmsStream):
+    """Paging by `limit` and `offset` query parameters over a body that is the array of items itself (or holds it
+    under `records_key`). A page with fewer than `limit` items is the last one; an empty page ends the walk too.
+
+    The offset of the next request is the offset just sent plus the items received, read back from the request's
+    own URL (so that pages of several partitions read at once on the fan-out pool do not share state). A full page
+    that starts with the same item as the page before it means the API ignored `offset`: that would loop forever,
+    so it ends the sync as a malformed answer. Subclasses name the page size and add their own parameters through
+    `list_params(stream_slice)`; `records_of(response)` gives the page's items.
+    """
+
+    limit_param: ClassVar[str] = "limit"
+    offset_param: ClassVar[str] = "offset"
+    records_key: ClassVar[Optional[str]] = None  # None: the body is the array
+    page_size: ClassVar[int]
+
+    def __init__(self, provider: LmsProvider, max_retries: int = MAX_RETRIES, page_size: int | None = None) -> None:
+        super().__init__(provider, max_retries=max_retries)
+        if page_size is not None:
+            self.page_size = page_size  # e.g. 1 for the cheap call of `check`
+        self._first_ids = threading.local()  # per thread: the first item id of the previous page of its walk
+
+    def list_params(self, stream_slice: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {}
+
+    def request_params(self, stream_state: Mapping[str, Any] | None = None, stream_slice: Mapping[str, Any] | None = None, next_page_token: Mapping[str, Any] | None = None) -> MutableMapping[str, Any]:
+        offset = (next_page_token or {}).get(self.offset_param, 0)
+        return {**self.list_params(stream_slice), self.limit_param: self.page_size, self.offset_param: offset}
+
+    def records_of(self, response: requests.Response) -> list[Mapping[str, Any]]:
+        if not response.ok:
+            return []  # an answer the error handler chose to ignore: no page, no next
+        return parsed_once(response, self._parse_offset_page)
+
+    def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
+        items = self.records_of(response)
+        if not items or len(items) < self.page_size:
+            return None
+        sent = parse_qs(urlsplit(response.request.url or "").query).get(self.offset_param, ["0"])[0]
+        try:
+            offset = int(float(sent))
+        except ValueError:
+            offset = 0
+        first = items[0].get("id")
+        previous = getattr(self._first_ids, "value", None) if offset else None
+        if previous is not None and first == previous:
+            raise self.malformed(response, f"the page at {self.offset_param}={offset} repeats the previous page (is {self.offset_param} ignored?)")
+        self._first_ids.value = first
+        return {self.offset_param: offset + len(items)}
+
+    def _parse_offset_page(self, response: requests.Response) -> list[Mapping[str, Any]]:
+        body = self.json_of(response)
+        items = body.get(self.records_key) if self.records_key and isinstance(body, dict) else body
+        if not isinstance(items, list) or not all(isinstance(item, dict) and item.get("id") not in (None, "") for item in items):
+            where = f"whose {self.records_key!r} is an array" if self.records_key else "an array"
+            raise self.malformed(response, f"expected {where} of objects, each with an id")
+        return items

@@ -237,3 +237,71 @@ def test_an_answer_is_parsed_once_whichever_thread_asks_first():
         thread.start()
         thread.join()
     assert pages == [{"items": [1]}, {"items": [1]}] and calls == [response]
+
+
+# ---- OffsetPageStream: limit / offset paging ------------------------------------------------------------------------
+from source_lms_enrollments.base import OffsetPageStream  # noqa: E402
+
+
+class OffsetToyStream(OffsetPageStream):
+    unified_name = "users"
+    page_size = 2
+
+    def path(self, **_):
+        return "items"
+
+    def list_params(self, stream_slice):
+        return {"kind": "x"}
+
+    def parse_response(self, response, **_):
+        yield from ({"id": item["id"], "updated_at": None} for item in self.records_of(response))
+
+
+def offset_stream(page_size=None) -> OffsetToyStream:
+    provider = ToyProvider({"provider": {"provider_type": "toy", "base_url": "https://toy.example.com"}}, {})
+    return OffsetToyStream(provider, max_retries=0, page_size=page_size)
+
+
+def test_offset_paging_walks_until_a_short_page_and_sends_limit_offset_and_own_params():
+    import requests_mock
+
+    items = [{"id": str(i)} for i in range(5)]
+    with requests_mock.Mocker() as mock:
+        mock.get("https://toy.example.com/items", json=lambda request, _: items[int(request.qs["offset"][0]):][: int(request.qs["limit"][0])])
+        ids = [r["id"] for r in offset_stream().records_of_slice(SyncMode.full_refresh, {})]
+        sent = [(q.qs["offset"][0], q.qs["limit"][0], q.qs["kind"][0]) for q in mock.request_history]
+    assert ids == ["0", "1", "2", "3", "4"]
+    assert sent == [("0", "2", "x"), ("2", "2", "x"), ("4", "2", "x")]  # the third page has 1 item: the last
+
+
+def test_offset_paging_stops_on_an_empty_page_when_the_total_is_a_multiple_of_the_limit():
+    import requests_mock
+
+    items = [{"id": str(i)} for i in range(4)]
+    with requests_mock.Mocker() as mock:
+        mock.get("https://toy.example.com/items", json=lambda request, _: items[int(request.qs["offset"][0]):][:2])
+        ids = [r["id"] for r in offset_stream().records_of_slice(SyncMode.full_refresh, {})]
+        offsets = [q.qs["offset"][0] for q in mock.request_history]
+    assert ids == ["0", "1", "2", "3"] and offsets == ["0", "2", "4"]
+
+
+def test_offset_paging_refuses_an_api_that_ignores_offset_instead_of_looping():
+    import requests_mock
+
+    with requests_mock.Mocker() as mock:
+        mock.get("https://toy.example.com/items", json=[{"id": "a"}, {"id": "b"}])
+        with pytest.raises(AirbyteTracedException) as error:
+            list(offset_stream().records_of_slice(SyncMode.full_refresh, {}))
+        assert len(mock.request_history) == 2
+    assert error.value.failure_type == FailureType.system_error and "repeats the previous page" in error.value.message
+
+
+@pytest.mark.parametrize("body", [{"items": []}, [{"name": "no id"}], ["x"]])
+def test_offset_paging_names_the_endpoint_of_a_body_that_is_not_an_array_of_items(body):
+    import requests_mock
+
+    with requests_mock.Mocker() as mock:
+        mock.get("https://toy.example.com/items", json=body)
+        with pytest.raises(AirbyteTracedException) as error:
+            list(offset_stream().records_of_slice(SyncMode.full_refresh, {}))
+    assert error.value.failure_type == FailureType.system_error and "/items" in error.value.message

@@ -10,6 +10,7 @@ from .docebo import DoceboApp
 from .northpass import NorthpassApp
 from .talentlms import TalentLmsApp
 from .truto import TrutoApp
+from .unified_to import UnifiedToApp
 
 # provider_type -> fake app. Adding a provider's fake is one line here.
 APPS: dict[str, type[FakeProviderApp]] = {
@@ -23,6 +24,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         BindbeeApp,
         NorthpassApp,
         MoodleApp,
+        UnifiedToApp,
     )
 }
 

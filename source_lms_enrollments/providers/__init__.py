@@ -9,6 +9,7 @@ from .northpass import Northpass
 from .moodle import Moodle
 from .talentlms import TalentLms
 from .truto import Truto
+from .unified_to import UnifiedTo
 
 PROVIDERS: dict[str, type[LmsProvider]] = {
     provider.provider_type: provider
@@ -21,5 +22,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Bindbee,
         Northpass,
         Moodle,
+        UnifiedTo,
     )
 }
