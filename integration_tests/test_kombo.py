@@ -146,3 +146,12 @@ def test_a_wrong_api_key_during_read_is_a_config_error_and_no_secret_is_printed(
     errors = result.errors()
     assert result.returncode != 0 and errors[0]["failure_type"] == "config_error" and "provider.api_key" in errors[0]["message"]
     assert bad["provider"]["api_key"] not in result.stdout + result.stderr
+
+
+def test_a_course_retitled_on_its_revision_comes_in_the_next_incremental_sync(fake):
+    state = final_states(run_read(fake.config(), streams=["courses"]))
+    oldest = min(fake.app.listed_courses(), key=lambda c: c.created)  # its own changed_at stays far behind the cursor
+    fake.app.data.touch(courses=[oldest.id])  # a retitle: Kombo moves the revision's changed_at, not the course's
+    second = records_by_stream(run_read(fake.config(), state=state, streams=["courses"]))["courses"]
+    [course] = [c for c in second if c["id"] == kombo_id("course", oldest.id)]
+    assert course["title"] == oldest.name and course["updated_at"] > state["courses"]["updated_at"]

@@ -8,7 +8,8 @@ docs.kombo.dev/lms; docs/providers/kombo.md).
 - `GET /v1/lms/users`, `/v1/lms/courses`, `/v1/lms/course-progressions`: `{"status": "success", "data": {"next":
   "…" | null, "results": [...]}}`, paged by `page_size` (1–250, default 100, else 400) and `cursor`.
 - `updated_after` (`YYYY-MM-DDTHH:mm:ss.sssZ`, else 400): records whose `changed_at` is at or after it; a course
-  also when one of its revisions changed. `include_deleted=true` adds deleted records with `remote_deleted_at` (and
+  also when one of its revisions changed. A course's own `changed_at` stays at its creation: what changes (title,
+  description, status) lives on its revision. `include_deleted=true` adds deleted records with `remote_deleted_at` (and
   `changed_at`) at their deletion time: what `Dataset.delete` removed, and users the LMS itself marks deleted (Kombo
   can no longer fetch them) with their progressions. Hidden otherwise.
 - Records as in the OpenAPI examples: Kombo ids (24 characters), `remote_id`, ISO timestamps with milliseconds,
@@ -203,7 +204,9 @@ class KomboApp(FakeProviderApp):
             revisions = [older, current]
         return {
             "id": kombo_id("course", c.id), "remote_id": c.code, "provider_id": kombo_id("provider", 1), "origin_id": None,
-            "remote_created_at": iso_ms(c.created), "remote_deleted_at": iso_ms(deleted), "changed_at": iso_ms(deleted or c.updated),
+            # Title, description and status live on the revision: a change to them moves the revision's changed_at,
+            # not the course's ("only updates when properties directly on this record change").
+            "remote_created_at": iso_ms(c.created), "remote_deleted_at": iso_ms(deleted), "changed_at": iso_ms(deleted or c.created),
             "remote_data": {"/learning/odatav4/public/admin/item-service/v1/Items": {"itemID": c.code, "title": c.name}},
             "custom_fields": None, "integration_fields": [],
             "provider": {"id": kombo_id("provider", 1), "remote_id": "ACME", "name": "Acme Academy"},
