@@ -275,6 +275,9 @@ NO_PARTITIONS = "no_partitions"  # a fan-out with no parent items at all: read n
 # time this connector first saw them so; and when a server-filtered stream last listed everything.
 MARKED_DELETED = "marked_deleted"
 SWEPT_AT = "swept_at"
+# Airbyte's CDC deletion column: set on a tombstone only. A mapped record that carries it is the provider's own
+# tombstone (see `read_records`).
+CDC_DELETED_AT = "_ab_cdc_deleted_at"
 
 
 class LmsStream(HttpStream, CheckpointMixin, ABC):
@@ -566,6 +569,13 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         see = self._listed.see
         for record in records:
             record_id = record["id"]
+            if record.get(CDC_DELETED_AT) is not None:
+                # The provider's own tombstone: it says this record was deleted, and when (Kombo's remote_deleted_at).
+                # Not part of the listing; emitted once, for an id a complete listing held, then forgotten. Like
+                # the tombstones of `_finish_listing`, it does not move the cursor.
+                if incremental and self._listed.owes_tombstone(record_id):
+                    yield record
+                continue
             stamp = record["updated_at"]
             if incremental and start_date is not None and stamp is not None and stamp < start_date and stamp < since:
                 continue  # before start_date and the cursor: never emitted, so never tracked (a tombstone would add a row)
@@ -721,6 +731,8 @@ class BodyCursorStream(LmsStream):
 
     records_key: ClassVar[str]
     cursor_key: ClassVar[str]
+    # The key of the object that holds records and cursor, when the API wraps them (Kombo: `{"status", "data"}`).
+    envelope_key: ClassVar[Optional[str]] = None
     cursor_param: ClassVar[str]
     page_size_param: ClassVar[str]
     page_size: ClassVar[int]
@@ -772,6 +784,8 @@ class BodyCursorStream(LmsStream):
 
     def _parse_page(self, response: requests.Response) -> tuple[list[Mapping[str, Any]], str | None]:
         body = self.json_of(response)
+        if self.envelope_key is not None and isinstance(body, dict):
+            body = body.get(self.envelope_key)
         items = body.get(self.records_key) if isinstance(body, dict) else None
         if not isinstance(items, list) or not all(isinstance(item, dict) and item.get("id") not in (None, "") for item in items):
             raise self.malformed(response, f"expected an object whose {self.records_key!r} is an array of objects, each with an id")

@@ -107,6 +107,7 @@ class ListedIds:
         self.encoded = dict(encoded) if encoded is not None else None  # kept as it came until replaced
         self.unseen: set[str] = set(known) if known is not None else set()
         self.new: set[str] = set()
+        self.tombstoned: set[str] = set()  # ids the provider itself said were deleted, in this read
 
     @classmethod
     def from_state(cls, value: Any) -> "ListedIds":
@@ -118,6 +119,17 @@ class ListedIds:
         """A new read of the stream begins: nothing of it has been seen yet."""
         self.unseen = set(self.known) if self.known is not None else set()
         self.new = set()
+        self.tombstoned = set()
+
+    def owes_tombstone(self, record_id: str) -> bool:
+        """The provider says `record_id` was deleted (its own signal, with a time): True, once, when the last
+        complete listing held the id, so that its tombstone is emitted; the id is then neither gone (no second
+        tombstone) nor kept (forgotten at commit). False for an id never listed live, or already forgotten."""
+        if record_id in self.unseen:
+            self.unseen.discard(record_id)
+            self.tombstoned.add(record_id)
+            return True
+        return False
 
     def see(self, record_id: str) -> bool:
         """Note a listed id; True when it was not in the last complete listing (new, or back after a deletion)."""
@@ -140,8 +152,9 @@ class ListedIds:
     def commit(self, complete: bool, tombstoned: Iterable[str] = ()) -> None:
         """End of the read. A complete listing replaces what is known with what was listed; an incomplete one (a
         server-filtered read) adds what it listed and forgets only ids whose tombstone was emitted."""
+        tombstoned = set(tombstoned) | self.tombstoned
         if complete:
-            kept = [i for i in self.known if i not in self.unseen] if self.known is not None else []
+            kept = [i for i in self.known if i not in self.unseen and i not in tombstoned] if self.known is not None else []
         else:
             if self.known is None:
                 # Nothing was known and this listing is partial: what it shows is not a basis for comparison yet.
@@ -155,3 +168,4 @@ class ListedIds:
         self.encoded = encode_ids(known)
         self.unseen = set()
         self.new = set()
+        self.tombstoned = set()

@@ -290,3 +290,65 @@ def test_a_malformed_deletion_state_is_a_config_error_naming_the_stream(bad):
     with pytest.raises(AirbyteTracedException) as raised:
         make(bad)
     assert raised.value.failure_type == FailureType.config_error and "course_enrollments" in raised.value.message
+
+
+# ---- a provider's own tombstones (a record that carries _ab_cdc_deleted_at: the provider said when it was deleted) ----
+def test_listed_ids_owe_a_provider_tombstone_once_and_forget_the_id():
+    listed = ListedIds(["1", "2", "3"])
+    listed.start()
+    assert listed.owes_tombstone("2") is True and listed.owes_tombstone("2") is False  # once
+    assert listed.owes_tombstone("9") is False  # never listed live: nothing to remove downstream
+    listed.see("1")
+    assert listed.gone() == ["3"]  # the provider's tombstone is not owed a second time by the comparison
+    listed.commit(complete=False)
+    assert listed.known == ["1", "3"]  # even a partial listing forgets an id whose tombstone was emitted
+    listed.start()
+    listed.owes_tombstone("3")
+    listed.see("1")
+    listed.commit(complete=True)
+    assert listed.known == ["1"]
+
+
+class ProviderTombstones(ServerFiltered):
+    """A server-filtered stream whose API also lists deleted records with their deletion time (Kombo)."""
+
+    def __init__(self, provider):
+        super().__init__(provider)
+        self.sent = []
+
+    def records_of_slice(self, sync_mode, stream_slice):
+        for record in super().records_of_slice(sync_mode, stream_slice):
+            if record["status"] == "gone":
+                record = self.tombstone(record["id"], record["updated_at"])
+            yield record
+
+
+def test_a_provider_tombstone_is_emitted_once_with_its_time_even_in_a_filtered_listing():
+    data = toy_data()
+    _, state = sync(make(data=data, cls=ProviderTombstones))  # first sync: a sweep, every id known
+    data["c1"][0] = ("1:c1", "2030-01-01T00:00:00Z", "gone")  # deleted, the provider says when
+    data["c2"].append(("9:c2", "2030-01-01T00:00:00Z", "gone"))  # deleted before any sync saw it
+    second = make(state, data=data, cls=ProviderTombstones)
+    records, state2 = sync(second)
+    assert second.sent[0] == state["updated_at"]  # no sweep: the provider's signal alone
+    assert [(r["id"], r["remote_deleted_at"], r["updated_at"]) for r in tombstones(records)] == [("1:c1", "2030-01-01T00:00:00Z", "2030-01-01T00:00:00Z")]
+    assert state2["updated_at"] == state["updated_at"]  # a tombstone does not move the cursor
+    assert "1:c1" not in decode_ids(state2["listed_ids"])
+    for sweep in ({}, {"deletion_sweep_days": 0}):  # listed again, filtered or swept: never a second tombstone
+        again, _ = sync(make(state2, data=data, cls=ProviderTombstones, **sweep))
+        assert not tombstones(again)
+    full, _ = sync(make(state, data=data, cls=ProviderTombstones), mode=SyncMode.full_refresh)
+    assert not tombstones(full) and {r["id"] for r in full} == {"2:c1", "1:c2", "3:c2"}
+
+
+def test_a_provider_tombstone_not_committed_is_emitted_again_on_resume():
+    data = toy_data()
+    _, state = sync(make(data=data, cls=ProviderTombstones))
+    data["c1"][0] = ("1:c1", "2030-01-01T00:00:00Z", "gone")
+    data["c2"][0] = ("1:c2", "2030-01-01T00:00:00Z", "gone")
+    stream = make(state, data=data, cls=ProviderTombstones)
+    first_slice = next(iter(stream.stream_slices(sync_mode=SyncMode.incremental)))
+    emitted = [r["id"] for r in stream.read_records(SyncMode.incremental, stream_slice=first_slice) if r.get("_ab_cdc_deleted_at")]
+    assert emitted == ["1:c1"]  # killed here: the state still holds the old ids
+    records, _ = sync(make(state, data=data, cls=ProviderTombstones))
+    assert sorted(r["id"] for r in tombstones(records)) == ["1:c1", "1:c2"]

@@ -6,6 +6,7 @@ from .moodle import MoodleApp
 from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
 from .canvas import CanvasApp
 from .ispring_learn import IspringLearnApp
+from .kombo import KomboApp
 from .docebo import DoceboApp
 from .northpass import NorthpassApp
 from .talentlms import TalentLmsApp
@@ -25,6 +26,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         NorthpassApp,
         MoodleApp,
         UnifiedToApp,
+        KomboApp,
     )
 }
 

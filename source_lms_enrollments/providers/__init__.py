@@ -4,6 +4,7 @@ from ..base import LmsProvider
 from .bindbee import Bindbee
 from .canvas import Canvas
 from .ispring_learn import IspringLearn
+from .kombo import Kombo
 from .docebo import Docebo
 from .northpass import Northpass
 from .moodle import Moodle
@@ -23,5 +24,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Northpass,
         Moodle,
         UnifiedTo,
+        Kombo,
     )
 }
