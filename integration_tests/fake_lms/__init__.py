@@ -8,6 +8,7 @@ from .canvas import CanvasApp
 from .ispring_learn import IspringLearnApp
 from .docebo import DoceboApp
 from .northpass import NorthpassApp
+from .stackone import StackOneApp
 from .talentlms import TalentLmsApp
 from .truto import TrutoApp
 
@@ -23,6 +24,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         BindbeeApp,
         NorthpassApp,
         MoodleApp,
+        StackOneApp,
     )
 }
 

@@ -6,6 +6,7 @@ from .canvas import Canvas
 from .ispring_learn import IspringLearn
 from .docebo import Docebo
 from .northpass import Northpass
+from .stackone import StackOne
 from .moodle import Moodle
 from .talentlms import TalentLms
 from .truto import Truto
@@ -21,5 +22,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Bindbee,
         Northpass,
         Moodle,
+        StackOne,
     )
 }
