@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from typing import Any, Iterable, Iterator, Mapping
 
 import requests
@@ -363,12 +364,19 @@ def _remote(raw: Any, keep: bool) -> Any:
     return dict(raw) if keep and isinstance(raw, dict) else None
 
 
+# A whole ISO 8601 duration, years and months included (they have no fixed length in seconds).
+_ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+([.,]\d+)?S)?)?$")
+
+
 def _seconds(duration: Any) -> int | None:
-    """An ISO 8601 duration; None for one in years or months (no fixed length: StackOne's own example is P3Y6M4D…)."""
+    """An ISO 8601 duration in seconds; None for one in years or months (no fixed length: StackOne's own example is
+    P3Y6M4DT12H30M5S); anything that is not an ISO 8601 duration is refused (ValueError)."""
     try:
         return iso_duration_to_seconds(duration)
     except ValueError:
-        return None
+        if _ISO_DURATION.match(str(duration).strip().upper()):
+            return None
+        raise
 
 
 def _language(languages: Any) -> str | None:
