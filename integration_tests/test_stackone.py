@@ -16,6 +16,7 @@ from integration_tests.harness import catalog, final_states, records_by_stream, 
 USERS, ENROLLMENTS = "/unified/lms/users", "/unified/lms/assignments"
 LISTS = ["/unified/lms/assignments", "/unified/lms/completions"]
 DIRECTORIES = ["/unified/lms/users", "/unified/lms/courses", "/unified/lms/content"]
+META = ["/accounts/46132201201510402136/meta"]  # once per sync: the LMS behind StackOne
 
 
 @pytest.fixture
@@ -46,7 +47,8 @@ def test_values_ids_and_joins(fake):
     user = users[stackone_id("usr", 5)]  # StackOne's id, not the LMS's "5"
     assert user["name"] == f"{person.first_name} {person.last_name}" and user["status"] == "active"
     assert user["emails"] == [{"email": person.email, "type": None, "is_primary": True}]
-    assert user["updated_at"] == iso(person.updated) and user["custom_fields"] == {"department": person.custom["department"]}
+    assert user["updated_at"] == iso(person.updated)
+    assert user["custom_fields"] == {"department": person.custom["department"], "stackone_provider": "docebo"}
     assert users[stackone_id("usr", 9)]["status"] == "inactive"
     assert users[stackone_id("usr", 12)]["status"] == "active"  # `active` as the string "true"
 
@@ -77,9 +79,9 @@ def test_values_ids_and_joins(fake):
 def test_a_full_sync_costs_one_walk_of_each_list(fake):
     run_read(fake.config(), mode=SyncMode.full_refresh)
     # users, courses, content (the streams); assignments and completions, then users, courses, content (the joins)
-    assert sorted(fake.paths()) == sorted([*DIRECTORIES, *LISTS, *DIRECTORIES])
+    assert sorted(fake.paths()) == sorted([*META, *DIRECTORIES, *LISTS, *DIRECTORIES])
     assert all(q["page_size"] == ["100"] and "filter[updated_after]" not in q and "raw" not in q
-               for _, _, q in fake.requests)
+               for _, path, q in fake.requests if path not in META)
 
 
 def test_every_list_walks_several_pages_with_identical_parameters(fake, monkeypatch):
@@ -120,7 +122,7 @@ def test_an_incremental_sync_filters_on_the_server_and_rebuilds_a_learner_whose_
     learners = {r["user"]["id"] for r in emitted}
     assert stackone_id("usr", row.user_id) in learners and len(learners) <= 2
     per_learner = [f"{USERS}/{learner}/{kind}" for learner in learners for kind in ("assignments", "completions")]
-    assert sorted(fake.paths()) == sorted([*DIRECTORIES, *LISTS, *per_learner, *DIRECTORIES])
+    assert sorted(fake.paths()) == sorted([*META, *DIRECTORIES, *LISTS, *per_learner, *DIRECTORIES])
 
 
 def test_an_incremental_sync_without_changes(fake):
@@ -133,7 +135,7 @@ def test_an_incremental_sync_without_changes(fake):
     at_cursor = {r["user"]["id"] for r in records_by_stream(second)["course_enrollments"]}
     assert len(at_cursor) == 1
     per_learner = [f"{USERS}/{learner}/{kind}" for learner in at_cursor for kind in ("assignments", "completions")]
-    assert sorted(fake.paths()) == sorted([*DIRECTORIES, *LISTS, *per_learner, *DIRECTORIES])
+    assert sorted(fake.paths()) == sorted([*META, *DIRECTORIES, *LISTS, *per_learner, *DIRECTORIES])
 
 
 def test_beyond_the_learner_limit_both_lists_are_read_whole(fake, monkeypatch):

@@ -14,6 +14,8 @@ docs/providers/stackone.md), over a Docebo-like LMS behind it.
 - Assignments: learners only; a withdrawn learner's assignment is gone; a learner who completed a course they were
   not assigned has a completion only. Completions: completed, passed and failed learners (`result` Pass / Fail).
 - Deleted records are gone from every list (StackOne documents no deletion flag).
+- `GET /accounts/{id}/meta` (platform API, the account in the path): `{"provider": "docebo", "category": "lms",
+  "models": {}}`; an unknown account → 404.
 - Rate limit: `limit` requests per `window` seconds per API key (1,000 a minute by default); a 429 carries
   `Retry-After` in seconds and `TooManyRequestsResponse`. A 502 carries `provider_errors` (the LMS's answer).
 """
@@ -69,8 +71,9 @@ class StackOneApp(FakeProviderApp):
                     "course_enrollments": "/unified/lms/assignments"}
 
     def __init__(self, data: Dataset, api_key: str = API_KEY, account_id: str = ACCOUNT_ID,
-                 limit: int = 1000, window: float = 60.0, **options: Any) -> None:
+                 limit: int = 1000, window: float = 60.0, lms: str = "docebo", **options: Any) -> None:
         super().__init__(data, **options)
+        self.lms = lms  # the linked account's provider, as GET /accounts/{id}/meta names it
         self.api_key = api_key
         self.account_id = account_id
         self.limit = int(limit)
@@ -130,6 +133,11 @@ class StackOneApp(FakeProviderApp):
             return error(401, "Unauthorized")
         if not self._count():
             return self.rate_limited(max(1, int(self._window[0] + self.window - time.time()) + 1))
+        if request.path.startswith("/accounts/") and request.path.endswith("/meta"):
+            # The platform API: the linked account is in the path; no x-account-id.
+            if request.path != f"/accounts/{self.account_id}/meta":
+                return error(404, "Not Found")
+            return FakeResponse(200, {"provider": self.lms, "category": "lms", "models": {}})
         if not request.path.startswith(PREFIX):
             return self.not_found()
         account = request.headers.get("x-account-id")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import threading
 from typing import Any, Iterable, Iterator, Mapping
 
 import requests
@@ -30,7 +31,7 @@ from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.auth import AuthBase
 
-from ..base import BodyCursorStream, LmsProvider, LmsStream
+from ..base import BodyCursorStream, LmsProvider, LmsStream, config_error
 from ..unified import epoch_to_iso, iso_duration_to_seconds, iso_to_iso, latest, lookup, parse_iso, primary_emails, to_number, to_percent, to_str
 
 logger = logging.getLogger("airbyte")
@@ -71,6 +72,32 @@ class StackOne(LmsProvider):
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
         self.api_base = f"{self.config.base_url}/unified/lms/"
+        self._meta: dict[str, Any] | None = None
+        self._meta_lock = threading.Lock()
+
+    def account_meta(self) -> dict[str, Any]:
+        """The linked account's `provider` (the LMS behind StackOne, e.g. "docebo") and `category`, from
+        GET /accounts/{id}/meta, once per sync; {} when StackOne does not answer it (an API key without the
+        accounts scope): the records then do not name the LMS, and the sync goes on."""
+        with self._meta_lock:
+            if self._meta is None:
+                try:
+                    found = next(iter(StackOneAccountMeta(self).records_of_slice(SyncMode.full_refresh, {})), {})
+                except AirbyteTracedException as error:
+                    logger.warning(f"StackOne: the linked account's LMS could not be read ({error.message}); records will not name it.")
+                    found = {}
+                self._meta = dict(found)
+            return self._meta
+
+    def lms_name(self) -> str | None:
+        return to_str(self.account_meta().get("provider"))
+
+    def check(self) -> None:
+        category = to_str(self.account_meta().get("category"))
+        if category and category != "lms":
+            raise config_error(f"provider.account_id is a linked account of StackOne's {category} category, not lms: "
+                               "give the id of the customer's linked LMS account.")
+        super().check()
 
     def make_authenticator(self) -> AuthBase:
         return StackOneAuth(str(self.config.provider["api_key"]), str(self.config.provider["account_id"]).strip())
@@ -95,6 +122,37 @@ class StackOneAuth(AuthBase):
         request.headers["Authorization"] = self._authorization
         request.headers["x-account-id"] = self._account_id
         return request
+
+
+class StackOneAccountMeta(LmsStream):
+    """GET /accounts/{id}/meta (StackOne's platform API): `{"provider", "category", "models"}` of the linked account."""
+
+    unified_name = "account_meta"
+
+    def __init__(self, provider: "StackOne") -> None:
+        super().__init__(provider, max_retries=1)
+
+    @property
+    def url_base(self) -> str:
+        return f"{self.config.base_url}/"
+
+    def path(self, **_: Any) -> str:
+        return f"accounts/{self.config.provider['account_id'].strip()}/meta"
+
+    def endpoint_name(self, url: str | None) -> str:
+        return "/accounts/{account_id}/meta"  # the id is a config value: never in a message
+
+    def next_page_token(self, response: requests.Response) -> None:
+        return None
+
+    def describe_error(self, response: requests.Response) -> str | None:
+        return stackone_error_message(response)
+
+    def parse_response(self, response: requests.Response, **_: Any) -> Iterable[Mapping[str, Any]]:
+        body = self.json_of(response)
+        if not isinstance(body, dict):
+            raise self.malformed(response, "expected an object with provider and category")
+        yield body
 
 
 class StackOneStream(BodyCursorStream):
@@ -211,8 +269,8 @@ class StackOneUsers(StackOneStream):
         return "users"
 
     def parse_response(self, response: requests.Response, **_: Any) -> Iterable[Mapping[str, Any]]:
-        keep_raw = self.config.include_remote_data
-        yield from self.mapped(response, lambda raw: to_user(raw, keep_raw))
+        keep_raw, lms = self.config.include_remote_data, self.provider.lms_name()
+        yield from self.mapped(response, lambda raw: to_user(raw, keep_raw, lms))
 
 
 class StackOneCourses(StackOneStream):
@@ -232,9 +290,9 @@ class StackOneCourses(StackOneStream):
         return (stream_slice or {}).get("kind") or "courses"
 
     def parse_response(self, response: requests.Response, stream_slice: Mapping[str, Any] | None = None, **_: Any) -> Iterable[Mapping[str, Any]]:
-        keep_raw = self.config.include_remote_data
+        keep_raw, lms = self.config.include_remote_data, self.provider.lms_name()
         mapper = to_content if (stream_slice or {}).get("kind") == "content" else to_course
-        yield from self.mapped(response, lambda raw: mapper(raw, keep_raw))
+        yield from self.mapped(response, lambda raw: mapper(raw, keep_raw, lms))
 
     def all_titles(self) -> dict[str, str | None]:
         """id -> title of every course and content item: the course join of the enrollment stream."""
@@ -296,7 +354,7 @@ class StackOneCourseEnrollments(StackOneStream):
             return
         people = self.person_directory(StackOneUsers(self.provider))
         titles = StackOneCourses(self.provider).all_titles()
-        keep_raw = self.config.include_remote_data
+        keep_raw, lms = self.config.include_remote_data, self.provider.lms_name()
         unjoined = 0
         for (user_id, object_id), (assignment, completions) in pairs.items():
             if user_id not in people or object_id not in titles:
@@ -304,7 +362,7 @@ class StackOneCourseEnrollments(StackOneStream):
                 continue
             course = {"id": object_id, "title": titles[object_id]}
             try:
-                yield to_course_enrollment(people[user_id], course, assignment, completions, keep_raw)
+                yield to_course_enrollment(people[user_id], course, assignment, completions, keep_raw, lms)
             except (ValueError, TypeError, KeyError, AttributeError) as error:
                 raise self.malformed_record(f"the records of learner {user_id!r} on {object_id!r} could not be read ({error})") from None
         if unjoined:
@@ -354,9 +412,16 @@ def _active(value: Any) -> bool | None:
     return None
 
 
-def _custom(raw: Mapping[str, Any]) -> dict[str, Any]:
+# The custom field that names the LMS behind StackOne (the linked account's `provider`), where StackOne says it.
+LMS_FIELD = "stackone_provider"
+
+
+def _custom(raw: Mapping[str, Any], lms: str | None = None) -> dict[str, Any]:
     value = raw.get("unified_custom_fields")
-    return dict(value) if isinstance(value, dict) else {}
+    fields = dict(value) if isinstance(value, dict) else {}
+    if lms:
+        fields[LMS_FIELD] = lms
+    return fields
 
 
 def _remote(raw: Any, keep: bool) -> Any:
@@ -402,7 +467,7 @@ def _urls(*pairs: tuple[Any, str]) -> list[dict[str, Any]]:
     return [{"url": str(url), "type": kind} for url, kind in pairs if url]
 
 
-def to_user(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
+def to_user(raw: Mapping[str, Any], keep_raw: bool = False, lms: str | None = None) -> dict[str, Any]:
     active = _active(raw.get("active"))
     return {
         "id": str(raw["id"]),
@@ -419,12 +484,13 @@ def to_user(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
         "last_login_at": None,
         "created_at": iso_to_iso(raw.get("created_at")),
         "updated_at": iso_to_iso(raw.get("updated_at")),
-        "custom_fields": _custom(raw),
+        "custom_fields": _custom(raw, lms),
         "remote_data": _remote(raw, keep_raw),
     }
 
 
-def _learning_object(raw: Mapping[str, Any], kind: str, urls: list[dict[str, Any]], tags: list[dict[str, Any]], keep_raw: bool) -> dict[str, Any]:
+def _learning_object(raw: Mapping[str, Any], kind: str, urls: list[dict[str, Any]], tags: list[dict[str, Any]], keep_raw: bool,
+                     lms: str | None) -> dict[str, Any]:
     active = _active(raw.get("active"))
     return {
         "id": str(raw["id"]),
@@ -441,21 +507,21 @@ def _learning_object(raw: Mapping[str, Any], kind: str, urls: list[dict[str, Any
         "tags": tags,
         "created_at": iso_to_iso(raw.get("created_at")),
         "updated_at": iso_to_iso(raw.get("updated_at")),
-        "custom_fields": _custom(raw),
+        "custom_fields": _custom(raw, lms),
         "remote_data": _remote(raw, keep_raw),
     }
 
 
-def to_course(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
+def to_course(raw: Mapping[str, Any], keep_raw: bool = False, lms: str | None = None) -> dict[str, Any]:
     """A Course: "a collection of content type learning objects grouped together for a specific learning purpose"."""
-    return _learning_object(raw, "course", _urls((raw.get("url"), "launch"), (raw.get("cover_url"), "image")), [], keep_raw)
+    return _learning_object(raw, "course", _urls((raw.get("url"), "launch"), (raw.get("cover_url"), "image")), [], keep_raw, lms)
 
 
-def to_content(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
+def to_content(raw: Mapping[str, Any], keep_raw: bool = False, lms: str | None = None) -> dict[str, Any]:
     """A Content item (video, document, quiz, …): assignable on its own (learning_object_type "content"). Type
     `other`: its content_type stays in remote_data."""
     urls = _urls((raw.get("content_url"), "launch"), (raw.get("mobile_launch_content_url"), "mobile"), (raw.get("cover_url"), "image"))
-    return _learning_object(raw, "other", urls, _named(raw.get("tags")), keep_raw)
+    return _learning_object(raw, "other", urls, _named(raw.get("tags")), keep_raw, lms)
 
 
 def _learner(record: Mapping[str, Any]) -> str | None:
@@ -508,7 +574,7 @@ def enrollment_status(assignment: Mapping[str, Any] | None, completion: Mapping[
 
 
 def to_course_enrollment(person: Mapping[str, Any], course: Mapping[str, Any], assignment: Mapping[str, Any] | None,
-                         completions: list[Mapping[str, Any]], keep_raw: bool = False) -> dict[str, Any]:
+                         completions: list[Mapping[str, Any]], keep_raw: bool = False, lms: str | None = None) -> dict[str, Any]:
     """One learner on one learning object: `person` is {id, name, emails} from the users list, `course` {id, title}."""
     done = completions[0] if completions else None
     a = assignment or {}
@@ -542,7 +608,7 @@ def to_course_enrollment(person: Mapping[str, Any], course: Mapping[str, Any], a
         "urls": _urls((certificate, "certificate")),
         "created_at": iso_to_iso(a.get("created_at")) if assignment is not None else iso_to_iso(c.get("created_at")),
         "updated_at": updated_at,
-        "custom_fields": {**_custom(c), **_custom(a)},
+        "custom_fields": {**_custom(c), **_custom(a, lms)},
         "remote_data": {"assignment": dict(assignment) if assignment is not None else None,
                         "completions": [dict(item) for item in completions]} if keep_raw else None,
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,6 +37,22 @@ ACCOUNT = "46132201201510402136"
 
 def load(name: str):
     return json.loads((RESOURCES / name).read_text())
+
+
+META = f"https://api.stackone.com/accounts/{ACCOUNT}/meta"
+
+
+@contextmanager
+def mocker(meta=None):
+    """requests-mock with StackOne's account meta (the LMS behind it) answered: every sync asks it once."""
+    with rm.Mocker() as m:
+        m.get(META, json=meta or {"provider": "docebo", "category": "lms", "models": {}})
+        yield m
+
+
+def unified(m) -> list:
+    """The requests to the unified LMS API (the account meta left out)."""
+    return [r for r in m.request_history if "/unified/lms/" in r.url]
 
 
 def config(**extra):
@@ -188,6 +205,12 @@ def test_status_rules(assignment, completion, expected):
     assert enrollment_status(assignment, completion) == expected
 
 
+def test_the_lms_behind_stackone_is_named_in_custom_fields_when_stackone_says_it():
+    raw = load("users__page1.json")["data"][0]
+    assert to_user(raw, lms="docebo")["custom_fields"]["stackone_provider"] == "docebo"
+    assert "stackone_provider" not in to_user(raw)["custom_fields"]
+
+
 # ---- errors --------------------------------------------------------------------------------------------------------
 def _response(status: int, body) -> requests.Response:
     response = requests.Response()
@@ -218,11 +241,11 @@ def _query(request) -> dict[str, list[str]]:
 
 def test_users_authenticate_with_basic_and_the_account_header_and_follow_next():
     last = {"next": None, "data": [{"id": "u3", "active": True, "updated_at": "2024-01-01T00:00:00.000Z"}]}
-    with rm.Mocker() as m:
+    with mocker() as m:
         m.get(f"{BASE}/users", [{"json": load("users__page1.json")}, {"json": {"next": "c2", "data": []}}, {"json": last}])
         output = run_read(config(), mode=SyncMode.full_refresh, streams=["users"])
     assert len(records_by_stream(output)["users"]) == 3
-    first, empty, third = m.request_history
+    first, empty, third = unified(m)
     assert first.headers["Authorization"] == "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
     assert first.headers["x-account-id"] == ACCOUNT
     assert _query(first) == {"page_size": ["100"]}  # full refresh: no filter, no raw
@@ -235,20 +258,20 @@ def test_incremental_sends_filter_updated_after_for_users_courses_and_content():
     swept = {"updated_at": "2024-05-01T12:00:00Z", "swept_at": now_iso()}
     state = {"users": swept, "courses": swept}
     empty = {"next": None, "data": []}
-    with rm.Mocker() as m:
+    with mocker() as m:
         for resource in ("users", "courses", "content"):
             m.get(f"{BASE}/{resource}", json=empty)
         run_read(config(max_concurrency=1), state=state, streams=["users", "courses"])
-    for request in m.request_history:
+    for request in unified(m):
         assert _query(request)["filter[updated_after]"] == ["2024-05-01T11:59:59.000Z"], request.url
-    assert sorted(urlsplit(r.url).path for r in m.request_history) == ["/unified/lms/content", "/unified/lms/courses", "/unified/lms/users"]
+    assert sorted(urlsplit(r.url).path for r in unified(m)) == ["/unified/lms/content", "/unified/lms/courses", "/unified/lms/users"]
 
 
 def test_enrollments_join_the_lists_and_drop_what_cannot_be_joined():
     users = {"next": None, "data": [{"id": "c28xyrc55866bvuv", "name": "Ayşe"}, {"id": "8187e5da-dc77-475e-9949-af0f1fa4e4e3", "name": "John"}]}
     courses = {"next": None, "data": [{"id": "8187e5da-dc77-475e-9949-af0f1fa4e4e3", "title": "Software Engineer Lv 1"},
                                       {"id": "c28xcrs0000002", "title": "GDPR basics"}]}
-    with rm.Mocker() as m:
+    with mocker() as m:
         m.get(f"{BASE}/assignments", json=load("assignments__page1.json"))
         m.get(f"{BASE}/completions", json=load("completions__page1.json"))
         m.get(f"{BASE}/users", json=users)
@@ -262,19 +285,19 @@ def test_enrollments_join_the_lists_and_drop_what_cannot_be_joined():
     assert records["c28xyrc55866bvuv:8187e5da-dc77-475e-9949-af0f1fa4e4e3"]["user"]["name"] == "Ayşe"
     assert records["8187e5da-dc77-475e-9949-af0f1fa4e4e3:8187e5da-dc77-475e-9949-af0f1fa4e4e4"]["status"] == "failed"
     assert records["8187e5da-dc77-475e-9949-af0f1fa4e4e3:c28xcrs0000002"]["course"]["title"] == "GDPR basics"
-    assert not any("raw" in _query(r) for r in m.request_history)  # the page-level raw answers are never asked for
+    assert not any("raw" in _query(r) for r in unified(m))  # the page-level raw answers are never asked for
 
 
 def test_no_learner_record_means_no_directory_reads():
-    with rm.Mocker() as m:
+    with mocker() as m:
         m.get(f"{BASE}/assignments", json={"next": None, "data": []})
         m.get(f"{BASE}/completions", json={"next": None, "data": []})
         run_read(config(), mode=SyncMode.full_refresh, streams=["course_enrollments"])
-    assert [urlsplit(r.url).path for r in m.request_history] == ["/unified/lms/assignments", "/unified/lms/completions"]
+    assert [urlsplit(r.url).path for r in unified(m)] == ["/unified/lms/assignments", "/unified/lms/completions"]
 
 
 def test_a_wrong_key_is_a_config_error_naming_both_fields_without_leaking_them():
-    with rm.Mocker() as m:
+    with mocker() as m:
         m.get(rm.ANY, status_code=401, json=load("error__unauthorized_401.json"))
         output = run_read(config(), mode=SyncMode.full_refresh, streams=["users"], expecting_exception=True)
     error = output.errors[0].trace.error
@@ -285,7 +308,7 @@ def test_a_wrong_key_is_a_config_error_naming_both_fields_without_leaking_them()
 
 @pytest.mark.parametrize("status", [404, 412])
 def test_an_unknown_or_disabled_account_is_a_config_error_naming_account_id(status):
-    with rm.Mocker() as m:
+    with mocker() as m:
         m.get(rm.ANY, status_code=status, json={"statusCode": status, "message": "x", "timestamp": "2024-01-01T00:00:00.000Z"})
         output = run_read(config(), mode=SyncMode.full_refresh, streams=["users"], expecting_exception=True)
     error = output.errors[0].trace.error
@@ -293,7 +316,7 @@ def test_an_unknown_or_disabled_account_is_a_config_error_naming_account_id(stat
 
 
 def test_a_list_the_lms_does_not_support_is_read_as_empty():
-    with rm.Mocker() as m:
+    with mocker() as m:
         m.get(f"{BASE}/courses", json=load("courses__page1.json"))
         m.get(f"{BASE}/content", status_code=501, json={"statusCode": 501, "message": "Not Implemented", "timestamp": "2024-01-01T00:00:00.000Z"})
         output = run_read(config(), mode=SyncMode.full_refresh, streams=["courses"])
@@ -301,9 +324,42 @@ def test_a_list_the_lms_does_not_support_is_read_as_empty():
 
 
 def test_a_502_names_the_lms_behind_stackone_and_is_retried_then_transient():
-    with rm.Mocker() as m:
+    with mocker() as m:
         m.get(f"{BASE}/users", status_code=502, json=load("error__bad_gateway_502.json"), headers={"Retry-After": "0"})
         output = run_read(config(), mode=SyncMode.full_refresh, streams=["users"], expecting_exception=True)
     error = output.errors[0].trace.error
     assert error.failure_type.value == "transient_error" and "the LMS behind StackOne answered HTTP 503" in error.message
-    assert len(m.request_history) == 6  # the first try and 5 retries
+    assert len(unified(m)) == 6  # the first try and 5 retries
+
+
+
+def test_records_name_the_lms_from_the_account_meta_read_once():
+    with mocker({"provider": "cornerstone", "category": "lms", "models": {}}) as m:
+        m.get(f"{BASE}/users", json=load("users__page1.json") | {"next": None})
+        m.get(f"{BASE}/courses", json=load("courses__page1.json"))
+        m.get(f"{BASE}/content", json=load("content__page1.json"))
+        output = run_read(config(), mode=SyncMode.full_refresh, streams=["users", "courses"])
+    records = [r for rs in records_by_stream(output).values() for r in rs]
+    assert len(records) == 5 and all(r["custom_fields"]["stackone_provider"] == "cornerstone" for r in records)
+    assert [r.url for r in m.request_history].count(META) == 1
+
+
+def test_an_account_meta_stackone_refuses_leaves_the_lms_unnamed_and_the_sync_goes_on():
+    with rm.Mocker() as m:
+        m.get(META, status_code=403, json={"statusCode": 403, "message": "Forbidden", "timestamp": "2024-01-01T00:00:00.000Z"})
+        m.get(f"{BASE}/users", json=load("users__page1.json") | {"next": None})
+        output = run_read(config(), mode=SyncMode.full_refresh, streams=["users"])
+    assert not output.errors and len(records_by_stream(output)["users"]) == 2
+    assert all("stackone_provider" not in r["custom_fields"] for r in records_by_stream(output)["users"])
+    assert any("could not be read" in m.log.message and ACCOUNT not in m.log.message for m in output.logs)
+
+
+def test_check_refuses_an_account_of_another_category_naming_account_id():
+    from source_lms_enrollments.providers.stackone import StackOne
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+    with mocker({"provider": "bamboohr", "category": "hris", "models": {}}):
+        with pytest.raises(AirbyteTracedException) as raised:
+            StackOne(config()).check()
+    assert "provider.account_id" in raised.value.message and "hris" in raised.value.message
+    assert ACCOUNT not in raised.value.message
