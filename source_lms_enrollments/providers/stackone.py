@@ -165,8 +165,8 @@ class StackOneStream(BodyCursorStream):
     page_size_param = "page_size"
     # StackOne documents a default of 25 and no maximum; every page is at least one call of the LMS behind it.
     page_size = 100
-    # Learning objects and records StackOne cannot tell apart by id need none: assignments and completions are
-    # keyed by (user, learning object), and their `id` is nullable in the schema.
+    # Every record of a unified stream has an id (the base checks it). The helper lists of assignments and completions
+    # need none: their `id` is nullable in StackOne's schema, and they are keyed by user and learning object.
     require_item_ids = True
 
     def list_params(self, stream_slice: Mapping[str, Any] | None) -> dict[str, Any]:
