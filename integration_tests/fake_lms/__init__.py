@@ -9,6 +9,7 @@ from .ispring_learn import IspringLearnApp
 from .kombo import KomboApp
 from .docebo import DoceboApp
 from .northpass import NorthpassApp
+from .stackone import StackOneApp
 from .talentlms import TalentLmsApp
 from .truto import TrutoApp
 from .unified_to import UnifiedToApp
@@ -27,6 +28,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         MoodleApp,
         UnifiedToApp,
         KomboApp,
+        StackOneApp,
     )
 }
 

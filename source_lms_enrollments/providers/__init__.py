@@ -7,6 +7,7 @@ from .ispring_learn import IspringLearn
 from .kombo import Kombo
 from .docebo import Docebo
 from .northpass import Northpass
+from .stackone import StackOne
 from .moodle import Moodle
 from .talentlms import TalentLms
 from .truto import Truto
@@ -25,5 +26,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Moodle,
         UnifiedTo,
         Kombo,
+        StackOne,
     )
 }
