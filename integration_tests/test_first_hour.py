@@ -182,7 +182,6 @@ def test_wrong_key_in_read_says_it_per_stream_then_names_the_streams(tmp_path):
 
 def test_a_sync_that_fails_midway_removes_the_database_it_created(tmp_path, monkeypatch, capsys):
     """Config and check pass, then the LMS sends a malformed page: PyAirbyte fails, and no DuckDB file is left."""
-    pytest.importorskip("airbyte")
     monkeypatch.chdir(tmp_path)
     server = start_fake("talentlms", users=5, courses=2)
     server.add_fault("malformed", count=1, match="/courses")
