@@ -329,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         airbyte_errors = sys.modules.get("airbyte.exceptions")
         if airbyte_errors is not None and isinstance(error, airbyte_errors.PyAirbyteError):
             log = f"; PyAirbyte's log: {error.log_file}" if getattr(error, "log_file", None) else ""
-            print(f"lms-enrollments-sync: the sync failed ({error.get_message().rstrip('.')}): the connector's own "
+            # On its own line: PyAirbyte's progress report, cut short by the failure, ends without a newline.
+            print(f"\nlms-enrollments-sync: the sync failed ({error.get_message().rstrip('.')}): the connector's own "
                   f"messages are the ERROR lines above{log}.", file=sys.stderr)
             return 1
         raise
