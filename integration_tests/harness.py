@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,3 +141,13 @@ def run_cli(args: list[str], tmp_path: Path, config: Mapping[str, Any] | None = 
         (tmp_path / "state.json").write_text(json.dumps(state))
         argv += ["--state", str(tmp_path / "state.json")]
     return CliResult.of_process(subprocess.run(argv, capture_output=True, text=True, timeout=timeout))
+
+
+def iso(epoch):
+    """A fake's Unix seconds as the connector writes timestamps (None for unset)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
+
+
+def queries(server, path):
+    """The query of every request a fake server got for `path`."""
+    return [query for _, p, query in server.requests if p == path]

@@ -9,7 +9,7 @@ from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.canvas import STUDENT_TOKEN
-from integration_tests.harness import catalog, final_states, records_by_stream, run_cli, run_read
+from integration_tests.harness import catalog, final_states, iso, records_by_stream, run_cli, run_read
 
 
 @pytest.fixture
@@ -17,10 +17,6 @@ def fake():
     server = start_fake("canvas", users=30, courses=6, enrollments=60)
     yield server
     server.stop()
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
 
 
 def expected_status(app, e):

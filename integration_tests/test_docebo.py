@@ -10,7 +10,7 @@ from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.docebo import CLIENT_SECRET, PASSWORD
-from integration_tests.harness import STREAMS, catalog, final_states, records_by_stream, run_cli, run_read
+from integration_tests.harness import STREAMS, catalog, final_states, iso, records_by_stream, run_cli, run_read
 from source_lms_enrollments.providers import docebo
 
 
@@ -20,10 +20,6 @@ def fake():
     server = start_fake("docebo", users=450, courses=12, enrollments=900)
     yield server
     server.stop()
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
 
 
 EXPECTED_STATUS = {"not_started": "enrolled", "in_progress": "in_progress", "completed": "completed", "passed": "completed",

@@ -11,13 +11,9 @@ from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.ispring_learn import uid
-from integration_tests.harness import STREAMS, catalog, final_states, records_by_stream, run_cli, run_read
+from integration_tests.harness import STREAMS, catalog, final_states, iso, records_by_stream, run_cli, run_read
 
 SIZES = dict(users=30, courses=6, enrollments=60)
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
 
 
 def expected_status(app, e) -> str:

@@ -11,7 +11,7 @@ from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.kombo import kombo_id
-from integration_tests.harness import catalog, final_states, records_by_stream, run_cli, run_read
+from integration_tests.harness import catalog, final_states, iso, queries, records_by_stream, run_cli, run_read
 
 PATHS = {"users": "/v1/lms/users", "courses": "/v1/lms/courses", "course_enrollments": "/v1/lms/course-progressions"}
 
@@ -21,14 +21,6 @@ def fake():
     server = start_fake("kombo", users=30, courses=6, enrollments=60)
     yield server
     server.stop()
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
-
-
-def queries(server, path):
-    return [query for _, p, query in server.requests if p == path]
 
 
 def test_values_ids_joins_and_the_lms_behind_kombo(fake):

@@ -4,14 +4,13 @@ Moodle 4.5.6 showed (escaped titles, the guest account, inactive enrolments, the
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.moodle import ACTIVE_STATES, NoData
-from integration_tests.harness import catalog, final_states, records_by_stream, run_cli, run_read
+from integration_tests.harness import catalog, final_states, iso, records_by_stream, run_cli, run_read
 from source_lms_enrollments.providers import moodle as provider
 
 OPTIONAL = "core_enrol_get_users_courses,core_completion_get_course_completion_status,gradereport_user_get_grade_items,core_course_get_categories"
@@ -22,10 +21,6 @@ def fake():
     server = start_fake("moodle", users=30, courses=8, enrollments=70)
     yield server
     server.stop()
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
 
 
 def calls(server, function=None):

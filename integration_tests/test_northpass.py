@@ -11,7 +11,7 @@ from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.northpass import uuid_of
-from integration_tests.harness import catalog, records_by_stream, run_cli, run_read
+from integration_tests.harness import catalog, iso, records_by_stream, run_cli, run_read
 
 
 @pytest.fixture
@@ -19,10 +19,6 @@ def fake():
     server = start_fake("northpass", users=30, courses=6, enrollments=60)
     yield server
     server.stop()
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
 
 
 def expected_status(progress):

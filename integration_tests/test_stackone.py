@@ -11,7 +11,7 @@ from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.stackone import stackone_id
-from integration_tests.harness import catalog, final_states, records_by_stream, run_cli, run_read
+from integration_tests.harness import catalog, final_states, iso, queries, records_by_stream, run_cli, run_read
 
 USERS, ENROLLMENTS = "/unified/lms/users", "/unified/lms/assignments"
 LISTS = ["/unified/lms/assignments", "/unified/lms/completions"]
@@ -24,14 +24,6 @@ def fake():
     server = start_fake("stackone", users=30, courses=8, enrollments=60)
     yield server
     server.stop()
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
-
-
-def queries(server, path):
-    return [query for _, p, query in server.requests if p == path]
 
 
 EXPECTED_STATUS = {"passed": "passed", "failed": "failed", "completed": "completed", "in_progress": "in_progress",

@@ -10,7 +10,7 @@ import pytest
 from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
-from integration_tests.harness import catalog, records_by_stream, run_cli, run_read
+from integration_tests.harness import catalog, iso, queries, records_by_stream, run_cli, run_read
 
 
 @pytest.fixture
@@ -18,14 +18,6 @@ def fake():
     server = start_fake("truto", users=30, courses=6, enrollments=60)
     yield server
     server.stop()
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
-
-
-def queries(server, path):
-    return [query for _, p, query in server.requests if p == path]
 
 
 def test_values_are_truto_s_own_with_timestamps_in_the_unified_shape(fake):

@@ -12,7 +12,7 @@ from airbyte_cdk.models import SyncMode
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.unified_to import CONNECTION_ID
-from integration_tests.harness import catalog, records_by_stream, run_cli, run_read
+from integration_tests.harness import catalog, iso, records_by_stream, run_cli, run_read
 from integration_tests.test_reliability import final_states, tombstones_of
 from source_lms_enrollments.providers.unified_to import UnifiedToStream
 
@@ -24,10 +24,6 @@ def fake():
     server = start_fake("unified_to", users=30, courses=6, enrollments=60)
     yield server
     server.stop()
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
 
 
 def calls(server) -> Counter:

@@ -181,3 +181,9 @@ def custom_fields_from(raw: Mapping[str, Any], prefixes: Iterable[str]) -> dict[
     """The provider's custom fields, kept under their own keys: every key that starts with one of `prefixes`."""
     prefixes = tuple(prefixes)
     return {key: value for key, value in raw.items() if key.startswith(prefixes)}
+
+
+def raw_copy(raw: Any, keep: bool) -> dict[str, Any] | None:
+    """An upstream's record as received, for `remote_data` when the user asked for it (a hosted unified API's record
+    already carries the LMS's own payload and whatever the unified schema has no place for)."""
+    return dict(raw) if keep and isinstance(raw, Mapping) else None

@@ -18,12 +18,10 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 import requests
-from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
-from requests.auth import AuthBase
 
-from ..base import BodyCursorStream, LmsProvider, LmsStream
+from ..base import BodyCursorStream, HeaderAuth, LmsProvider, LmsStream
 from ..http_policy import RateLimitResetBackoff
-from ..unified import iso_duration_to_seconds, iso_to_iso, latest, lookup, primary_emails, to_number, to_str
+from ..unified import iso_duration_to_seconds, iso_to_iso, latest, lookup, primary_emails, raw_copy, to_number, to_str
 
 
 class Bindbee(LmsProvider):
@@ -57,29 +55,16 @@ class Bindbee(LmsProvider):
         super().__init__(config)
         self.api_base = f"{self.config.base_url}/api/lms/v1/"
 
-    def make_authenticator(self) -> AuthBase:
-        return BindbeeAuth(str(self.config.provider["api_token"]), str(self.config.provider["connector_token"]))
+    def make_authenticator(self) -> HeaderAuth:
+        # The organisation's API key as a Bearer token, the customer's connector token in its own header.
+        api_token, connector_token = str(self.config.provider["api_token"]), str(self.config.provider["connector_token"])
+        return HeaderAuth({"Authorization": f"Bearer {api_token}", "X-Connector-Token": connector_token}, secrets=[api_token, connector_token])
 
     def streams(self) -> list[LmsStream]:
         return [BindbeeUsers(self), BindbeeCourses(self), BindbeeEnrollments(self)]
 
     def check_stream(self) -> LmsStream:
         return BindbeeUsers(self, max_retries=1, page_size=1)
-
-
-class BindbeeAuth(AuthBase):
-    """The organisation's API key as a Bearer token, and the customer's connector token in its own header."""
-
-    def __init__(self, api_key: str, connector_token: str) -> None:
-        self._api_key = api_key
-        self._connector_token = connector_token
-        add_to_secrets(api_key)  # already secrets in the spec; registered again for use outside the entrypoint
-        add_to_secrets(connector_token)
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._api_key}"
-        request.headers["X-Connector-Token"] = self._connector_token
-        return request
 
 
 class BindbeeStream(BodyCursorStream):
@@ -198,11 +183,6 @@ def _joined_name(*parts: Any) -> str | None:
     return name or None
 
 
-def _remote(raw: Mapping[str, Any], keep: bool) -> dict[str, Any] | None:
-    # The Bindbee record as received: `remote_id` (the LMS's own id) and, with include_raw_data, `raw_data`.
-    return dict(raw) if keep else None
-
-
 def _custom(raw: Mapping[str, Any]) -> dict[str, Any]:
     value = raw.get("custom_fields")
     return dict(value) if isinstance(value, dict) else {}
@@ -226,7 +206,7 @@ def to_user(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
         "created_at": None,
         "updated_at": iso_to_iso(raw.get("modified_at")),
         "custom_fields": _custom(raw),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }
 
 
@@ -259,7 +239,7 @@ def to_course(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
         "created_at": None,
         "updated_at": iso_to_iso(raw.get("modified_at")),
         "custom_fields": _custom(raw),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }
 
 
@@ -312,5 +292,5 @@ def to_course_enrollment(raw: Mapping[str, Any], keep_raw: bool = False) -> dict
         # A completion appearing or changing is a change of the enrollment: take the later of the two writes.
         "updated_at": latest(iso_to_iso(raw.get("modified_at")), iso_to_iso(done.get("modified_at"))),
         "custom_fields": _custom(raw),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }

@@ -26,11 +26,9 @@ from typing import Any, Iterable, Iterator, Mapping
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
-from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
-from requests.auth import AuthBase
 
-from ..base import BodyCursorStream, LmsProvider, LmsStream
-from ..unified import full_name, iso_to_iso, latest, lookup, primary_emails, to_str
+from ..base import BodyCursorStream, HeaderAuth, LmsProvider, LmsStream
+from ..unified import full_name, iso_to_iso, latest, lookup, primary_emails, raw_copy, to_str
 
 
 class Kombo(LmsProvider):
@@ -70,8 +68,10 @@ class Kombo(LmsProvider):
         self.tool = tool if sep and tool else None
         self._revision_courses: dict[str, str] | None = None
 
-    def make_authenticator(self) -> AuthBase:
-        return KomboAuth(str(self.config.provider["api_key"]), str(self.config.provider["integration_id"]).strip())
+    def make_authenticator(self) -> HeaderAuth:
+        # The API key as a Bearer token, the integration in its own header.
+        api_key = str(self.config.provider["api_key"])
+        return HeaderAuth({"Authorization": f"Bearer {api_key}", "X-Integration-Id": str(self.config.provider["integration_id"]).strip()}, secrets=[api_key])
 
     def streams(self) -> list[LmsStream]:
         return [KomboUsers(self), KomboCourses(self), KomboCourseProgressions(self)]
@@ -89,20 +89,6 @@ class Kombo(LmsProvider):
                 for revision in revisions
             }
         return self._revision_courses.get(revision_id)
-
-
-class KomboAuth(AuthBase):
-    """The API key as a Bearer token, and the integration in its own header."""
-
-    def __init__(self, api_key: str, integration_id: str) -> None:
-        self._api_key = api_key
-        self._integration_id = integration_id
-        add_to_secrets(api_key)  # already a secret in the spec; registered again for use outside the entrypoint
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._api_key}"
-        request.headers["X-Integration-Id"] = self._integration_id
-        return request
 
 
 # Kombo's error codes (OpenAPI `error.code`) whose fix is in the config or in the Kombo dashboard, not a retry.
@@ -274,12 +260,6 @@ def _custom(value: Any, tool: str | None) -> dict[str, Any]:
     return fields
 
 
-def _remote(raw: Mapping[str, Any], keep: bool) -> dict[str, Any] | None:
-    # The Kombo record as received: Kombo's own `remote_data` (the LMS's payload, keyed by the LMS endpoint),
-    # `remote_id`, `integration_fields` and whatever this schema has no place for.
-    return dict(raw) if keep else None
-
-
 def to_user(raw: Mapping[str, Any], tool: str | None = None, keep_raw: bool = False) -> dict[str, Any]:
     first, last = to_str(raw.get("first_name")), to_str(raw.get("last_name"))
     return {
@@ -298,7 +278,7 @@ def to_user(raw: Mapping[str, Any], tool: str | None = None, keep_raw: bool = Fa
         "created_at": iso_to_iso(raw.get("remote_created_at")),
         "updated_at": iso_to_iso(raw.get("changed_at")),
         "custom_fields": _custom(raw.get("custom_fields"), tool),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
         "remote_deleted_at": iso_to_iso(raw.get("remote_deleted_at")),
     }
 
@@ -339,7 +319,7 @@ def to_course(raw: Mapping[str, Any], tool: str | None = None, keep_raw: bool = 
         # the latest of them all, so that the client-side filter keeps what the server sent.
         "updated_at": latest(iso_to_iso(raw.get("changed_at")), *(iso_to_iso(r.get("changed_at")) for r in revisions if isinstance(r, dict))),
         "custom_fields": _custom({**_dict(revision.get("custom_fields")), **_dict(raw.get("custom_fields"))}, tool),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
         "remote_deleted_at": iso_to_iso(raw.get("remote_deleted_at")),
     }
 
@@ -381,6 +361,6 @@ def to_course_enrollment(raw: Mapping[str, Any], course_of_revision: Any = None,
         "created_at": None,
         "updated_at": iso_to_iso(raw.get("changed_at")),
         "custom_fields": _custom(None, tool),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
         "remote_deleted_at": iso_to_iso(raw.get("remote_deleted_at")),
     }

@@ -27,12 +27,10 @@ from typing import Any, Iterable, Iterator, Mapping
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
-from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
-from requests.auth import AuthBase
 
-from ..base import BodyCursorStream, LmsProvider, LmsStream, config_error
-from ..unified import epoch_to_iso, iso_duration_to_seconds, iso_to_iso, latest, lookup, parse_iso, primary_emails, to_number, to_percent, to_str
+from ..base import BodyCursorStream, HeaderAuth, LmsProvider, LmsStream, config_error
+from ..unified import epoch_to_iso, iso_duration_to_seconds, iso_to_iso, latest, lookup, parse_iso, primary_emails, raw_copy, to_number, to_percent, to_str
 
 logger = logging.getLogger("airbyte")
 
@@ -99,29 +97,17 @@ class StackOne(LmsProvider):
                                "give the id of the customer's linked LMS account.")
         super().check()
 
-    def make_authenticator(self) -> AuthBase:
-        return StackOneAuth(str(self.config.provider["api_key"]), str(self.config.provider["account_id"]).strip())
+    def make_authenticator(self) -> HeaderAuth:
+        # HTTP Basic, the API key as user name and no password (`curl -u "$KEY:"`), and the linked account's id.
+        api_key = str(self.config.provider["api_key"])
+        basic = base64.b64encode(f"{api_key}:".encode()).decode()  # derived at run time: masked too
+        return HeaderAuth({"Authorization": f"Basic {basic}", "x-account-id": str(self.config.provider["account_id"]).strip()}, secrets=[api_key, basic])
 
     def streams(self) -> list[LmsStream]:
         return [StackOneUsers(self), StackOneCourses(self), StackOneCourseEnrollments(self)]
 
     def check_stream(self) -> LmsStream:
         return StackOneUsers(self, max_retries=1, page_size=1)
-
-
-class StackOneAuth(AuthBase):
-    """HTTP Basic, the API key as user name and no password (`curl -u "$KEY:"`), and the linked account's id."""
-
-    def __init__(self, api_key: str, account_id: str) -> None:
-        self._authorization = "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()
-        self._account_id = account_id
-        add_to_secrets(api_key)  # a secret in the spec already; registered for use outside the entrypoint
-        add_to_secrets(self._authorization.split(" ", 1)[1])  # derived at run time: masked too
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._authorization
-        request.headers["x-account-id"] = self._account_id
-        return request
 
 
 class StackOneAccountMeta(LmsStream):
@@ -424,11 +410,6 @@ def _custom(raw: Mapping[str, Any], lms: str | None = None) -> dict[str, Any]:
     return fields
 
 
-def _remote(raw: Any, keep: bool) -> Any:
-    # The StackOne record as received: remote ids, external references and each enum's LMS `source_value`.
-    return dict(raw) if keep and isinstance(raw, dict) else None
-
-
 # A whole ISO 8601 duration, years and months included (they have no fixed length in seconds).
 _ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+([.,]\d+)?S)?)?$")
 
@@ -485,7 +466,7 @@ def to_user(raw: Mapping[str, Any], keep_raw: bool = False, lms: str | None = No
         "created_at": iso_to_iso(raw.get("created_at")),
         "updated_at": iso_to_iso(raw.get("updated_at")),
         "custom_fields": _custom(raw, lms),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }
 
 
@@ -508,7 +489,7 @@ def _learning_object(raw: Mapping[str, Any], kind: str, urls: list[dict[str, Any
         "created_at": iso_to_iso(raw.get("created_at")),
         "updated_at": iso_to_iso(raw.get("updated_at")),
         "custom_fields": _custom(raw, lms),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }
 
 

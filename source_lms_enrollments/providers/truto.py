@@ -28,6 +28,7 @@ from ..unified import (
     USER_ROLES,
     USER_STATUSES,
     iso_to_iso,
+    raw_copy,
     to_bool,
     to_number,
     to_percent,
@@ -234,12 +235,6 @@ def _custom(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def _remote(raw: Mapping[str, Any], keep: bool) -> dict[str, Any] | None:
-    # The Truto record as received: it holds Truto's own `remote_data` (the LMS's payload) and any field this
-    # schema has no place for (phones, organization, manager, level, published_at, ...).
-    return dict(raw) if keep else None
-
-
 def to_user(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
     return {
         "id": str(raw["id"]),
@@ -257,7 +252,7 @@ def to_user(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
         "created_at": iso_to_iso(raw.get("created_at")),
         "updated_at": iso_to_iso(raw.get("updated_at")),
         "custom_fields": _custom(raw.get("custom_fields")),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }
 
 
@@ -277,7 +272,7 @@ def to_course(raw: Mapping[str, Any], keep_raw: bool = False) -> dict[str, Any]:
         "created_at": iso_to_iso(raw.get("created_at")),
         "updated_at": iso_to_iso(raw.get("updated_at")),
         "custom_fields": _custom(raw.get("custom_fields")),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }
 
 
@@ -314,5 +309,5 @@ def to_course_enrollment(raw: Mapping[str, Any], course: Mapping[str, Any] | Non
         "created_at": iso_to_iso(raw.get("created_at")),
         "updated_at": iso_to_iso(raw.get("updated_at")),
         "custom_fields": _custom(raw.get("custom_fields")),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }

@@ -27,7 +27,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 
 from ..base import BodyCursorStream, LmsProvider, LmsStream, OffsetPageStream, parsed_once
-from ..unified import full_name, iso_to_iso, to_bool, to_number, to_percent, to_str
+from ..unified import full_name, iso_to_iso, raw_copy, to_bool, to_number, to_percent, to_str
 
 logger = logging.getLogger("airbyte")
 
@@ -379,11 +379,6 @@ def _present(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value not in (None, [], {}, "")}
 
 
-def _remote(raw: Mapping[str, Any], keep: bool) -> dict[str, Any] | None:
-    # The Unified.to record as received: its `raw` holds the LMS's own payload.
-    return dict(raw) if keep else None
-
-
 def _grade_number(grade: str) -> float | None:
     """`assigned_grade` is a string: a number ("87.5") is a score, a letter ("B+") is not."""
     try:
@@ -416,7 +411,7 @@ def to_user(raw: Mapping[str, Any], role: str = "learner", keep_raw: bool = Fals
         "created_at": iso_to_iso(raw.get("created_at")),
         "updated_at": iso_to_iso(raw.get("updated_at")),
         "custom_fields": _present(telephones=raw.get("telephones"), address=raw.get("address"), image_url=raw.get("image_url"), **(extras or {})),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }
 
 
@@ -451,7 +446,7 @@ def to_course(raw: Mapping[str, Any], keep_raw: bool = False, extras: Mapping[st
             published_at=iso_to_iso(raw.get("published_at")),
             **(extras or {}),
         ),
-        "remote_data": _remote(raw, keep_raw),
+        "remote_data": raw_copy(raw, keep_raw),
     }
 
 
