@@ -2,10 +2,11 @@
 
 A stream whose listing is complete in this sync (read in full, or a server-filtered stream's periodic sweep)
 compares the ids it lists with the ids its previous complete listing held; an id gone since is emitted once
-more as a tombstone. The ids live in the stream's state, compressed (sorted and front-coded; "user:course" pairs as
-indexes into their distinct parts), so that a million enrollments fit in one or two megabytes. They are replaced only when the stream's last slice has been read and its
-tombstones emitted: a sync cut short or killed before that keeps the old ids, and the next sync compares again
-(every tombstone is emitted once or more, never lost, never false).
+more as a tombstone. The ids live in the stream's state, compressed (sorted and front-coded; "user:course" pairs
+as indexes into their distinct parts), so that a million enrollments fit in one or two megabytes. They are
+replaced only when the stream's last slice has been read and its tombstones emitted: a sync cut short or killed
+before that keeps the old ids, and the next sync compares again (every tombstone is emitted once or more, never
+lost, never false).
 
 `ListedIds` is the per-sync bookkeeping; `encode_ids` / `decode_ids` are the state's encoding.
 """
