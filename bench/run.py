@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-only", action="store_true", help="only the state-size section")
     parser.add_argument("--state-sizes", default="100000,1000000", help="enrollments (users and courses in the proportions above)")
     parser.add_argument("--state-providers", default="talentlms,canvas")
-    parser.add_argument("--state-baseline", default=None, help="the connector before deletions (default: the parent of the commit that added deletions.py)")
+    parser.add_argument("--state-baseline", default=None, help="the connector before deletions (default: the merge base with main while main has no deletions.py, else the parent of the commit that added it)")
     parser.add_argument("--state-big-repeat", type=int, default=1, help="repeats at 1,000,000 enrollments or more (each takes minutes)")
     args = parser.parse_args(argv)
     if args.state_only:

@@ -120,7 +120,7 @@ def baseline_tree(rev: str | None, workdir: Path) -> tuple[str, Path]:
         archive = subprocess.run(["git", "archive", "--format=tar", sha, "source_lms_enrollments"], cwd=ROOT, check=True, capture_output=True).stdout
         tree.mkdir(parents=True)
         with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
-            tar.extractall(tree, filter="data")
+            tar.extractall(tree, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # the filter: 3.10.12+
     return sha, tree
 
 
