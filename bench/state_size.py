@@ -196,7 +196,7 @@ def synthetic_ids(shape: str, count: int, seed: int = 7) -> list[str]:
         return [str(i) for i in range(1, count + 1)]
     if shape == "uuid":
         return uuids(count)
-    per = count // courses
+    per = min(count // courses, users)  # below 10,000 ids a course cannot hold count/courses distinct users
     if shape == "numeric:numeric":
         return [f"{user}:{course}" for course in range(1, courses + 1) for user in rng.sample(range(1, users + 1), per)]
     if shape == "uuid:uuid":
