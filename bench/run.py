@@ -286,7 +286,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--growth", type=int, default=4, help="the memory-growth run's size, as a multiple (0: skip)")
     parser.add_argument("--million", action=argparse.BooleanOptionalAction, default=True, help="also read 1,000,000 enrollments")
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--state", action=argparse.BooleanOptionalAction, default=True,
+                        help="the state-size section (bench/state_size.py): listed_ids at --state-sizes enrollments")
+    parser.add_argument("--state-only", action="store_true", help="only the state-size section")
+    parser.add_argument("--state-sizes", default="100000,1000000", help="enrollments (users and courses in the proportions above)")
+    parser.add_argument("--state-providers", default="talentlms,canvas")
+    parser.add_argument("--state-baseline", default=None, help="the connector before deletions (default: the merge base with main while main has no deletions.py, else the parent of the commit that added it)")
+    parser.add_argument("--state-big-repeat", type=int, default=1, help="repeats at 1,000,000 enrollments or more (each takes minutes)")
     args = parser.parse_args(argv)
+    if args.state_only:
+        return state_figures(args)
 
     facts = provider_facts(args.providers.split(","))
     defaults = {provider: width for provider, (width, _rate) in facts.items()}
@@ -359,6 +368,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"The CDK's own record path (AirbyteMessage, serialization, print; bench/cdk_path.py): {cdk_record_cost(workdir):.1f} µs of CPU a record")
     print()
     print("\n".join(f"- {line}" for line in checks))
+    shutil.rmtree(workdir, ignore_errors=True)
+    return state_figures(args) if args.state else 0
+
+
+def state_figures(args: argparse.Namespace) -> int:
+    """The state-size section (bench/state_size.py), printed after the speed figures."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import state_size  # noqa: E402 (bench/state_size.py, beside this file)
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-state-", dir=OUT))
+    sizes = [{"users": max(1, args.users * count // args.enrollments), "courses": max(1, args.courses * count // args.enrollments), "enrollments": count}
+             for count in (int(value) for value in args.state_sizes.split(","))]
+    lines = state_size.state_section(args.state_providers.split(","), sizes, workdir, args.repeat, args.state_baseline, args.state_big_repeat)
+    print()
+    print(f"Machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end of the state section.")
+    print()
+    print("\n".join(lines))
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from source_lms_enrollments.base import LmsStream
-from source_lms_enrollments.deletions import ENCODING, ListedIds, StateFormatError, decode_ids, encode_ids
+from source_lms_enrollments.deletions import (ENCODING, ENCODING_FRONTCODED, ENCODING_PAIRS, ENCODINGS, ListedIds, StateFormatError,
+                                              decode_ids, encode_ids)
 from unit_tests.test_base import ToyProvider, ToyStream
 
 OLD = "2024-01-01T00:00:00Z"
@@ -24,8 +25,69 @@ OLD = "2024-01-01T00:00:00Z"
 @settings(max_examples=200, deadline=None)
 def test_encoding_round_trips_any_ids(ids):
     encoded = encode_ids(ids)
-    assert encoded["encoding"] == ENCODING and encoded["count"] == len(ids)
+    assert encoded["encoding"] in ENCODINGS and encoded["count"] == len(ids)
     assert decode_ids(encoded) == sorted(ids)
+    assert decode_ids(encode_ids(ids, ENCODING_FRONTCODED)) == sorted(ids)
+
+
+PART = st.text(st.characters(blacklist_characters=":", blacklist_categories=("Cs",)), max_size=40)
+
+
+@given(st.sets(st.tuples(PART, PART), max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_pair_ids_round_trip_in_every_encoding(pairs):
+    ids = {f"{a}:{b}" for a, b in pairs}
+    for encoding in (None, *ENCODINGS):
+        if encoding == ENCODING_PAIRS and not ids:
+            continue
+        encoded = encode_ids(ids, encoding)
+        assert encoded["count"] == len(ids)
+        assert decode_ids(encoded) == sorted(ids)  # the strings' order ("10:3" before "1:5"), whatever the encoding
+
+
+@given(st.sets(st.sampled_from(["1", "12", "a:b:c", "d", "e:f", ":", "::", "g:", ":h", "1:2:3:4", "x"]), min_size=1))
+@settings(max_examples=200, deadline=None)
+def test_ids_with_no_colon_or_several_are_never_taken_for_pairs(ids):
+    # ":".join(...).split(":") alone would read {"a:b:c", "d"} as the pairs a:b and c:d.
+    encoded = encode_ids(ids)
+    assert decode_ids(encoded) == sorted(ids)
+    if any(i.count(":") != 1 for i in ids):
+        assert encoded["encoding"] == ENCODING_FRONTCODED
+        with pytest.raises(ValueError):
+            encode_ids(ids, ENCODING_PAIRS)
+
+
+def test_a_state_in_the_first_encoding_still_reads():
+    # Written by the version before ENCODING_PAIRS existed: its states keep working.
+    assert ENCODING == ENCODING_FRONTCODED
+    value = {"encoding": "sorted-frontcoded-zlib-base64/1", "count": 4, "data": "eJxjYDE0sDJmZLIyZWA2AhKM5gATrAIh"}
+    assert decode_ids(value) == ["10:3", "1:5", "2:5", "7"]
+    assert decode_ids({"encoding": "pairs-indexed-zlib-base64/1", "count": 4,
+                       "data": "eJxjZmJhYDRkZDRgYDRiYDRmYDRlZGRkYsADACmRARA="}) == ["10:3", "10:5", "1:5", "2:5"]
+
+
+def _uuid_pairs(users, courses, per_course):
+    rng = random.Random(5)
+    uuid = lambda: "%08x-%04x-4%03x-%04x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(16), rng.getrandbits(48))  # noqa: E731
+    people, classes = [uuid() for _ in range(users)], [uuid() for _ in range(courses)]
+    return {f"{u}:{c}" for c in classes for u in rng.sample(people, per_course)}
+
+
+def test_pair_ids_take_the_indexed_encoding_and_are_much_smaller():
+    rng = random.Random(3)
+    numeric = {f"{u}:{c}" for c in range(1, 501) for u in rng.sample(range(1, 2001), 200)}
+    uuids = _uuid_pairs(2000, 500, 200)
+    for ids, at_most in ((numeric, 0.75), (uuids, 0.25)):
+        encoded, frontcoded = encode_ids(ids), encode_ids(ids, ENCODING_FRONTCODED)
+        assert encoded["encoding"] == ENCODING_PAIRS
+        # Here (100,000 ids): 0.57 of the front-coded size for integers, 0.18 for UUIDs; at 1,000,000 0.58 and 0.08.
+        assert len(encoded["data"]) < at_most * len(frontcoded["data"]), (len(encoded["data"]), len(frontcoded["data"]))
+        assert decode_ids(encoded) == sorted(ids)
+
+
+def test_pairs_whose_parts_do_not_repeat_stay_front_coded():
+    ids = {f"{n}:{n + 1}" for n in range(1000)}
+    assert encode_ids(ids)["encoding"] == ENCODING_FRONTCODED
 
 
 def test_encoding_is_compact_for_sorted_numeric_pairs():
@@ -43,6 +105,9 @@ def test_encoding_is_compact_for_sorted_numeric_pairs():
     {"encoding": "gzip", "data": ""},
     {"encoding": ENCODING, "data": "!!!"},
     {"encoding": ENCODING, "data": "eJwDAAAAAAE="},  # zlib of nothing but announced count below
+    {"encoding": ENCODING_PAIRS, "data": "eJxjYmIBAAARAAk="},  # 2 first parts, 2 second parts, 4 ids, then nothing
+    {"encoding": ENCODING_PAIRS, "data": "eJwDAAAAAAE="},  # nothing at all
+    {"encoding": ENCODING_PAIRS, "count": 1, "data": "eJxjZmJhYDRkZDRgYDRiYDRmYDRlZGRkYsADACmRARA="},
 ])
 def test_unreadable_listed_ids_raise(value):
     if isinstance(value, dict) and value.get("data") == "eJwDAAAAAAE=":
