@@ -7,6 +7,7 @@ from .server import FakeLmsServer, FakeProviderApp, FakeRequest, FakeResponse
 from .canvas import CanvasApp
 from .ispring_learn import IspringLearnApp
 from .docebo import DoceboApp
+from .go1 import Go1App
 from .northpass import NorthpassApp
 from .talentlms import TalentLmsApp
 from .truto import TrutoApp
@@ -23,6 +24,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         BindbeeApp,
         NorthpassApp,
         MoodleApp,
+        Go1App,
     )
 }
 

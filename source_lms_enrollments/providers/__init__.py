@@ -5,6 +5,7 @@ from .bindbee import Bindbee
 from .canvas import Canvas
 from .ispring_learn import IspringLearn
 from .docebo import Docebo
+from .go1 import Go1
 from .northpass import Northpass
 from .moodle import Moodle
 from .talentlms import TalentLms
@@ -21,5 +22,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Bindbee,
         Northpass,
         Moodle,
+        Go1,
     )
 }
