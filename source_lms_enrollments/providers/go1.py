@@ -116,7 +116,7 @@ def error_text(response: requests.Response) -> Optional[str]:
     if isinstance(body, Mapping):
         parts = [str(body[key]) for key in ("error_code", "message", "error", "error_description") if body.get(key)]
         if parts:
-            return ": ".join(parts)
+            return ": ".join(parts).rstrip(".")  # the error handler ends the sentence
     return None
 
 
@@ -441,7 +441,8 @@ def to_course(hit: Mapping[str, Any], listed_state: Optional[str] = None, keep_r
     image = core.get("image") if isinstance(core.get("image"), Mapping) else {}
     custom = {"go1_type": kind, "lifecycle_state": state, "content_id": to_str(hit.get("id")),
               "external_id": to_str(core.get("external_id")), "provider_id": to_str(core.get("provider_id"))}
-    return {
+    updated = iso_to_iso(hit.get("updated_time"))
+    record = {
         # lo_id: the id /enrollments rows name (`lo_id`); the newer `con_…` id is kept in custom_fields.
         "id": str(hit["lo_id"]),
         "title": to_str(core.get("title")),
@@ -455,10 +456,19 @@ def to_course(hit: Mapping[str, Any], listed_state: Optional[str] = None, keep_r
         "categories": _names(topics.get("items")),
         "tags": _names(tags.get("items")),
         "created_at": iso_to_iso(hit.get("created_time")),
-        "updated_at": iso_to_iso(hit.get("updated_time")),
+        "updated_at": updated,
         "custom_fields": {key: value for key, value in custom.items() if value is not None},
         "remote_data": dict(hit) if keep_raw else None,
     }
+    if state == "removed":
+        # A removed learning object says when in `lifecycle.pending_state.removed_time`; that time also moves
+        # `updated_at`, so that a removal is emitted even if Go1 does not move `updated_time` (unconfirmed).
+        pending = lifecycle.get("pending_state") if isinstance(lifecycle.get("pending_state"), Mapping) else {}
+        removed_at = iso_to_iso(pending.get("removed_time"))
+        if removed_at is not None:
+            record["remote_deleted_at"] = removed_at
+            record["updated_at"] = latest(updated, removed_at)
+    return record
 
 
 ENROLLMENT_STATUS = {"in-progress": "in_progress", "completed": "completed", "assigned": "assigned"}
