@@ -102,7 +102,6 @@ class Go1(LmsProvider):
 
     def check_stream(self) -> LmsStream:
         # The token, then one enrollment: proves the client, its enrollment.read scope and the API host.
-        self.authenticator._attempts = 2  # answer quickly, like the check stream itself
         return Go1CourseEnrollments(self, max_retries=1, page_size=1, one_page=True)
 
 
@@ -131,6 +130,7 @@ class Go1Stream(LmsStream):
 
     refresh_on_401 = True
     api_version: ClassVar[str] = API_VERSION
+    id_key: ClassVar[str] = "id"  # what every hit must carry
 
     def request_headers(self, **_: Any) -> Mapping[str, Any]:
         return {"Api-Version": self.api_version, "Accept": "application/json"}
@@ -148,8 +148,6 @@ class Go1Stream(LmsStream):
             raise self.malformed(response, f"expected {{\"total\", \"hits\": [...]}} with an {self.id_key} on every hit; is provider.base_url the Go1 API (https://gateway.go1.com)?")
         total = to_number(body.get("total"))
         return {"hits": hits, "total": int(total) if total is not None else None, "next_scroll_id": to_str(body.get("next_scroll_id"))}
-
-    id_key: ClassVar[str] = "id"
 
     def mapped(self, response: requests.Response, mapper: Any, hits: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
         for hit in hits:
