@@ -8,6 +8,7 @@ from .canvas import CanvasApp
 from .ispring_learn import IspringLearnApp
 from .kombo import KomboApp
 from .docebo import DoceboApp
+from .go1 import Go1App
 from .northpass import NorthpassApp
 from .stackone import StackOneApp
 from .talentlms import TalentLmsApp
@@ -29,6 +30,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         UnifiedToApp,
         KomboApp,
         StackOneApp,
+        Go1App,
     )
 }
 

@@ -6,6 +6,7 @@ from .canvas import Canvas
 from .ispring_learn import IspringLearn
 from .kombo import Kombo
 from .docebo import Docebo
+from .go1 import Go1
 from .northpass import Northpass
 from .stackone import StackOne
 from .moodle import Moodle
@@ -27,5 +28,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         UnifiedTo,
         Kombo,
         StackOne,
+        Go1,
     )
 }
