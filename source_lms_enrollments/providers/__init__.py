@@ -8,6 +8,7 @@ from .docebo import Docebo
 from .northpass import Northpass
 from .moodle import Moodle
 from .talentlms import TalentLms
+from .thinkific import Thinkific
 from .truto import Truto
 
 PROVIDERS: dict[str, type[LmsProvider]] = {
@@ -21,5 +22,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Bindbee,
         Northpass,
         Moodle,
+        Thinkific,
     )
 }
