@@ -9,6 +9,7 @@ from .ispring_learn import IspringLearnApp
 from .docebo import DoceboApp
 from .northpass import NorthpassApp
 from .talentlms import TalentLmsApp
+from .thinkific import ThinkificApp
 from .truto import TrutoApp
 
 # provider_type -> fake app. Adding a provider's fake is one line here.
@@ -23,6 +24,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         BindbeeApp,
         NorthpassApp,
         MoodleApp,
+        ThinkificApp,
     )
 }
 
