@@ -14,7 +14,6 @@ Facts and their sources: docs/providers/thinkific.md.
 
 from __future__ import annotations
 
-import calendar
 import time
 from datetime import timedelta
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, MutableMapping
@@ -26,7 +25,7 @@ from airbyte_cdk.sources.streams.call_rate import APIBudget, MovingWindowCallRat
 
 from ..base import LmsProvider, LmsStream, parsed_once
 from ..http_policy import MAX_RETRIES, RetryAfterBackoff
-from ..unified import epoch_to_iso, full_name, iso_to_iso, primary_emails, to_number, to_str
+from ..unified import epoch_to_iso, full_name, iso_to_iso, parse_iso, primary_emails, to_number, to_str
 
 # Thinkific documents the default `limit` (25) but no maximum; paging follows `meta.pagination.next_page`, never
 # the page size, so a smaller server cap only costs requests.
@@ -112,6 +111,12 @@ class PageNumberStream(LmsStream):
         """Filters sent with every page (the same on each page); `since` is the bound to send, or None."""
         return {}
 
+    def stream_slices(self, *, sync_mode: SyncMode, cursor_field: Any = None, stream_state: Any = None) -> Iterable[Any]:
+        for stream_slice in super().stream_slices(sync_mode=sync_mode, cursor_field=cursor_field, stream_state=stream_state):
+            # After the base has decided whether this read sweeps: None then, and for a stream that does not filter.
+            self._since_sent = self.since_on_server(sync_mode)
+            yield stream_slice
+
     def request_params(self, stream_state: Mapping[str, Any] | None = None, stream_slice: Mapping[str, Any] | None = None, next_page_token: Mapping[str, Any] | None = None) -> MutableMapping[str, Any]:
         params: dict[str, Any] = {self.page_param: 1, self.page_size_param: self.page_size, **self.list_params(self._since_sent)}
         if next_page_token:
@@ -170,9 +175,6 @@ class ThinkificResetBackoff(RetryAfterBackoff):
     more is epoch milliseconds, 10^9 or more epoch seconds, 1000 or more milliseconds to wait; a small value is read
     as seconds (at most the one-minute window). Anything else falls through to exponential backoff.
     """
-
-    def __init__(self, provider_title: str) -> None:
-        super().__init__(provider_title)
 
     def wait_seconds(self, response: requests.Response) -> float | None:  # type: ignore[override]
         if response.status_code != 429:
@@ -271,11 +273,6 @@ class ThinkificCourseEnrollments(ThinkificStream):
     unified_name = "course_enrollments"
     server_side_filter = True
 
-    def stream_slices(self, *, sync_mode: SyncMode, cursor_field: Any = None, stream_state: Any = None) -> Iterable[Any]:
-        for stream_slice in super().stream_slices(sync_mode=sync_mode, cursor_field=cursor_field, stream_state=stream_state):
-            self._since_sent = self.since_on_server(sync_mode)  # after the base decided whether this read sweeps
-            yield stream_slice
-
     def list_params(self, since: str | None) -> dict[str, Any]:
         if since is None:
             return {}
@@ -291,8 +288,7 @@ class ThinkificCourseEnrollments(ThinkificStream):
 
 def updated_after_param(since: str) -> str:
     """The cursor minus one second, as `2024-05-01T11:59:59Z`."""
-    moment = calendar.timegm(time.strptime(since, "%Y-%m-%dT%H:%M:%SZ"))
-    return epoch_to_iso(moment - 1) or since
+    return epoch_to_iso(parse_iso(since).timestamp() - 1) or since
 
 
 # ---- mappers: Thinkific payloads in, unified records out -------------------------------------------------------
