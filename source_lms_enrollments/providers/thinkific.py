@@ -67,15 +67,20 @@ class Thinkific(LmsProvider):
         self.api_base = f"{self.config.base_url}/api/public/v1/"
         self.api_budget = self.paced_budget()
 
-    def paced_budget(self) -> APIBudget:
-        """Thinkific's per-minute limit as a moving window, or the user's `requests_per_minute` when it is lower.
+    def pace(self) -> tuple[int, float]:
+        """(requests, window in seconds): Thinkific's per-minute limit, or the user's `requests_per_minute` when lower.
 
         Streams here read one request at a time (no fan-out), far under the 10 concurrent requests Thinkific allows.
         """
         limit, window = self.rate_limit_requests, self.rate_limit_window_seconds
         user_cap = self.config.requests_per_minute
         if user_cap is not None and user_cap * window / 60.0 < limit:
-            limit, window = user_cap, 60.0
+            return user_cap, 60.0
+        return limit, window
+
+    def paced_budget(self) -> APIBudget:
+        """`pace()` as a moving window shared by every stream: at most that many requests in any window."""
+        limit, window = self.pace()
         return APIBudget(policies=[MovingWindowCallRatePolicy(rates=[Rate(limit, timedelta(seconds=window))], matchers=[])])
 
     def streams(self) -> list[LmsStream]:

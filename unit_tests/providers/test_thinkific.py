@@ -185,10 +185,10 @@ def test_error_bodies():
 
 
 def test_pacing_is_thinkifics_minute_limit_or_the_users_lower_cap():
-    rates = lambda provider: [(r.limit, r.interval) for r in provider.api_budget._policies[0]._bucket.rates]  # noqa: E731, SLF001
-    assert rates(Thinkific(config())) == [(110, 60_000)]
-    assert rates(Thinkific(config(requests_per_minute=30))) == [(30, 60_000)]
-    assert rates(Thinkific(config(requests_per_minute=500))) == [(110, 60_000)]
+    assert Thinkific(config()).pace() == (110, 60.0)
+    assert Thinkific(config(requests_per_minute=30)).pace() == (30, 60.0)
+    assert Thinkific(config(requests_per_minute=500)).pace() == (110, 60.0)
+    assert Thinkific(config()).api_budget is not None
 
 
 def test_spec_entry_names_both_fields_and_hides_the_key():
