@@ -14,6 +14,7 @@ Facts and their sources: docs/providers/thinkific.md.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, MutableMapping
@@ -23,7 +24,7 @@ import requests
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.sources.streams.call_rate import APIBudget, MovingWindowCallRatePolicy, Rate
 
-from ..base import LmsProvider, LmsStream, parsed_once
+from ..base import LmsProvider, LmsStream, config_error, parsed_once
 from ..http_policy import MAX_RETRIES, RetryAfterBackoff
 from ..unified import epoch_to_iso, full_name, iso_to_iso, parse_iso, primary_emails, to_number, to_str
 
@@ -66,6 +67,7 @@ class Thinkific(LmsProvider):
         super().__init__(config)
         self.api_base = f"{self.config.base_url}/api/public/v1/"
         self.api_budget = self.paced_budget()
+        self.subdomain = site_subdomain(self.config.provider.get("subdomain"))
 
     def pace(self) -> tuple[int, float]:
         """(requests, window in seconds): Thinkific's per-minute limit, or the user's `requests_per_minute` when lower.
@@ -88,6 +90,25 @@ class Thinkific(LmsProvider):
 
     def check_stream(self) -> LmsStream:
         return ThinkificCourses(self, max_retries=1, page_size=1)
+
+
+_SUBDOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+
+
+def site_subdomain(value: Any) -> str:
+    """The subdomain as Thinkific wants it in `X-Auth-Subdomain`: `acme`; the site's address
+    (`https://acme.thinkific.com/`) is accepted and cut down to it. Anything else is a config error, before a
+    request (a header cannot carry a line break, and a wrong value would only come back as 401)."""
+    text = str(value).strip().lower()
+    text = re.sub(r"^https?://", "", text).split("/")[0]
+    if text.endswith(".thinkific.com"):
+        text = text[: -len(".thinkific.com")]
+    if not _SUBDOMAIN.fullmatch(text):
+        raise config_error(
+            "provider.subdomain must be the site's subdomain: acme for acme.thinkific.com "
+            "(letters, digits and hyphens)."
+        )
+    return text
 
 
 class PageNumberStream(LmsStream):
@@ -207,10 +228,9 @@ class ThinkificStream(PageNumberStream):
     """A Thinkific Admin API list: the two auth headers, `items` + `meta.pagination`, errors in `error`."""
 
     def request_headers(self, **_: Any) -> Mapping[str, Any]:
-        provider = self.config.provider
         return {
-            "X-Auth-API-Key": str(provider["api_key"]),
-            "X-Auth-Subdomain": str(provider["subdomain"]).strip(),
+            "X-Auth-API-Key": str(self.config.provider["api_key"]),
+            "X-Auth-Subdomain": self.provider.subdomain,
             "Accept": "application/json",
         }
 

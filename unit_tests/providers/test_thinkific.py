@@ -19,6 +19,7 @@ from source_lms_enrollments.providers.thinkific import (
     enrollment_status,
     progress_percent,
     reset_wait_seconds,
+    site_subdomain,
     thinkific_error_message,
     to_course,
     to_course_enrollment,
@@ -189,6 +190,23 @@ def test_pacing_is_thinkifics_minute_limit_or_the_users_lower_cap():
     assert Thinkific(config(requests_per_minute=30)).pace() == (30, 60.0)
     assert Thinkific(config(requests_per_minute=500)).pace() == (110, 60.0)
     assert Thinkific(config()).api_budget is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("acme-academy", "acme-academy"), (" Acme ", "acme"), ("acme.thinkific.com", "acme"), ("https://acme.thinkific.com/", "acme")],
+)
+def test_the_subdomain_is_taken_from_a_name_or_the_sites_address(value, expected):
+    assert site_subdomain(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "ac me", "acme\nX-Other: 1", "-acme", "acme.example.org", "acme_academy"])
+def test_a_subdomain_that_cannot_be_one_is_a_config_error_before_any_request(value):
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+    with pytest.raises(AirbyteTracedException) as raised:
+        Thinkific({"provider": {"provider_type": "thinkific", "api_key": API_KEY, "subdomain": value}})
+    assert raised.value.failure_type.value == "config_error" and "provider.subdomain" in raised.value.message
 
 
 def test_spec_entry_names_both_fields_and_hides_the_key():
