@@ -4,6 +4,7 @@ pacing under the rate limit, 429 with RateLimit-Reset, deletions and the request
 
 from __future__ import annotations
 
+import calendar
 import time
 
 import pytest
@@ -118,7 +119,7 @@ def test_incremental_enrollments_are_filtered_on_the_server(fake):
     second = run_read(config, state=state)
     assert not second.errors
     sent = queries(fake, ENROLLMENTS)
-    assert len(sent) == 1 and sent[0]["query[updated_after]"] == [iso(int(time.mktime(time.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone) - 1)]
+    assert len(sent) == 1 and sent[0]["query[updated_after]"] == [iso(calendar.timegm(time.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ")) - 1)]
     got = {r["id"] for r in records_by_stream(second)["course_enrollments"]}
     at_cursor = {str(e.id) for e in fake.app.listed_enrollments() if iso(e.updated) == cursor}  # `>=`: they come again
     assert got == touched["course_enrollments"] | at_cursor  # the server sent only what changed
@@ -133,7 +134,7 @@ def test_a_record_changed_in_the_cursors_own_second_still_comes(fake):
     state = final_states(first)
     cursor = state["course_enrollments"]["updated_at"]
     row = next(e for e in fake.app.listed_enrollments() if e.updated < int(time.time()) - 10)
-    row.updated = int(time.mktime(time.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone)  # same second
+    row.updated = calendar.timegm(time.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ"))  # same second
     second = run_read(config, state=state)
     assert str(row.id) in {r["id"] for r in records_by_stream(second)["course_enrollments"]}
 
