@@ -12,6 +12,7 @@ from .go1 import Go1App
 from .northpass import NorthpassApp
 from .stackone import StackOneApp
 from .talentlms import TalentLmsApp
+from .thinkific import ThinkificApp
 from .truto import TrutoApp
 from .unified_to import UnifiedToApp
 
@@ -31,6 +32,7 @@ APPS: dict[str, type[FakeProviderApp]] = {
         KomboApp,
         StackOneApp,
         Go1App,
+        ThinkificApp,
     )
 }
 

@@ -11,6 +11,7 @@ from .northpass import Northpass
 from .stackone import StackOne
 from .moodle import Moodle
 from .talentlms import TalentLms
+from .thinkific import Thinkific
 from .truto import Truto
 from .unified_to import UnifiedTo
 
@@ -29,5 +30,6 @@ PROVIDERS: dict[str, type[LmsProvider]] = {
         Kombo,
         StackOne,
         Go1,
+        Thinkific,
     )
 }
