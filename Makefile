@@ -28,10 +28,11 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 
 venv: $(VENV)/.installed
 
-# `python -m` from the repository root, so that --demo finds the fake LMS server in integration_tests/.
+# Without CONFIG: integration_tests/sync_demo.py starts the fake LMS server and runs the same CLI with --demo (run from
+# the repository root; the package itself never imports test code).
 # More options (e.g. --cache postgres --pg-host ...): make sync ARGS="..."; see python -m source_lms_enrollments.sync -h
 sync: venv
-	$(BIN)/python -m source_lms_enrollments.sync $(if $(CONFIG),--config $(CONFIG),--demo) $(ARGS)
+	$(BIN)/python -m $(if $(CONFIG),source_lms_enrollments.sync --config $(CONFIG),integration_tests.sync_demo) $(ARGS)
 
 # Two runs: most tests in parallel workers (they mostly wait out backoffs), then Airbyte's standard suite in one
 # process (its config files name its fakes' addresses and are shared by the whole suite).

@@ -9,11 +9,13 @@ the real one. The lines say what changed and what was deleted, a completed enrol
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from integration_tests.fake_lms import start_fake
 from integration_tests.fake_lms.server import FakeProviderApp
+from source_lms_enrollments import sync
 
 PROVIDER = "talentlms"
 USERS, COURSES = 200, 20
@@ -86,3 +88,12 @@ def demo_lms(change_some: bool) -> Iterator[tuple[dict[str, Any], list[str]]]:
         yield server.config(), lines
     finally:
         server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make sync` without CONFIG: the sync CLI with --demo, this simulated LMS handed to it."""
+    return sync.main(["--demo", *(sys.argv[1:] if argv is None else argv)], demo_lms=demo_lms)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

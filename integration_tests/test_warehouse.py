@@ -128,7 +128,7 @@ def summary_counts(output: str) -> dict[str, tuple[int, int, int, int]]:
 
 # ---- DuckDB: the `make sync` demo, as a subprocess from the repository root ----------------------------------
 def run_demo(db: Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "source_lms_enrollments.sync", "--demo", "--duckdb-path", str(db)],
+    done = subprocess.run([sys.executable, "-m", "integration_tests.sync_demo", "--duckdb-path", str(db)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -2,7 +2,7 @@
 
     lms-enrollments-sync --config config.json                      # into .cache/lms_<provider>_<host>.duckdb
     lms-enrollments-sync --config config.json --cache postgres --pg-host db.example.com --pg-user etl
-    python -m source_lms_enrollments.sync --demo                   # the bundled simulated TalentLMS (source checkout)
+    python -m integration_tests.sync_demo                          # the bundled simulated TalentLMS (source checkout)
 
 PyAirbyte (`airbyte` on PyPI, the `warehouse` extra) runs this package's own `source-lms-enrollments` command and
 loads its records into the cache's tables `users`, `courses` and `course_enrollments`, deduplicated on `id`.
@@ -26,7 +26,7 @@ import time
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 from urllib.parse import quote, urlsplit
 
 SOURCE_NAME = "source-lms-enrollments"
@@ -64,7 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", type=Path, help="the connector config JSON (see the README)")
     source.add_argument("--demo", action="store_true",
-                        help="sync the bundled simulated TalentLMS (the fake LMS server); needs a source checkout")
+                        help="sync a simulated LMS: given by the caller (python -m integration_tests.sync_demo, or make sync, in a source checkout)")
     parser.add_argument("--cache", choices=("duckdb", "postgres"), default="duckdb",
                         help="where to load the records (default: duckdb, a local file)")
     parser.add_argument("--schema", default="lms", help="schema of the tables (default: lms)")
@@ -282,7 +282,9 @@ def summary(engine: Any, schema: str, before: Mapping[str, Any], where: str, sec
 
 
 # ---- main ---------------------------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, demo_lms: Callable[..., Any] | None = None) -> int:
+    """The CLI. `demo_lms(change_some=...)`, a context manager giving (config, lines), is the simulated LMS of --demo:
+    the test tree's fake server, passed in by integration_tests/sync_demo.py (this package never imports test code)."""
     args = parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # PyAirbyte's progress lines, as they come, also into a pipe
@@ -304,11 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine = cache.get_sql_engine()
             before = {} if args.full_refresh else table_marks(engine, args.schema)
             if config is None:
-                try:
-                    from integration_tests.sync_demo import demo_lms
-                except ImportError:
-                    raise SyncError("--demo runs the fake LMS server of a source checkout: run it from the repository "
-                                    "root (make sync), or pass --config.") from None
+                if demo_lms is None:
+                    raise SyncError("--demo runs the fake LMS server of a source checkout: run `make sync` or "
+                                    "`python -m integration_tests.sync_demo` from the repository root, or pass --config.")
                 config, lines = stack.enter_context(demo_lms(change_some=bool(before)))
                 print("\n".join(lines), flush=True)
             where = (f"DuckDB {duckdb_path} (schema {args.schema})" if args.cache == "duckdb"

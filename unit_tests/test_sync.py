@@ -50,3 +50,11 @@ def test_summary_table_aligns_columns():
     lines = text.splitlines()
     assert lines[0] == "  table               rows"
     assert lines[3] == "  course_enrollments   120"
+
+
+def test_demo_without_the_simulated_lms_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    # The package never imports test code: --demo needs integration_tests/sync_demo.py to hand it the fake LMS.
+    monkeypatch.chdir(tmp_path)
+    assert sync.main(["--demo"]) == 2
+    err = capsys.readouterr().err
+    assert "python -m integration_tests.sync_demo" in err and "Traceback" not in err

@@ -27,7 +27,7 @@ from .dataset import Course, Dataset, Enrollment, Person
 from .server import FakeProviderApp, FakeRequest, FakeResponse
 
 CLIENT_ID = "lms-enrollments-connector"
-CLIENT_SECRET = "dcbFAKEsecret0123456789abcdefABCDEF"
+CLIENT_SECRET = "FAKE-docebo-client-secret-for-tests-only"
 USERNAME = "superadmin"
 PASSWORD = "dcbFAKEpassword!42"
 MAX_PAGE_SIZE = 200

@@ -30,8 +30,8 @@ from typing import Any
 from .dataset import BASE_EPOCH, Course, Dataset, Enrollment, Person
 from .server import FakeProviderApp, FakeRequest, FakeResponse
 
-CLIENT_ID = "788f274b-68f4-11ee-b2b4-d6615e040b19"
-CLIENT_SECRET = "j016Mzmqxn0RpRuDp5K4xeMfgdUnuFgs2g8LLIFt-ho"  # the shape of the docs' sample, not a real key
+CLIENT_ID = "00000000-fa4e-4000-8000-000000000001"  # a UUID, as iSpring issues; plainly not a real one
+CLIENT_SECRET = "FAKE-ispring-client-secret-for-tests-only"
 _NS = uuid.UUID("6f0b3e36-5a0c-4d5e-9a53-1c2f3b4a5d6e")
 
 _USER_STATUS = {"active": 1, "inactive": 3, "deleted": 5}

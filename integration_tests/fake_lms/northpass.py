@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from .dataset import Course, Dataset, Enrollment, Person
 from .server import FakeProviderApp, FakeRequest, FakeResponse
 
-API_KEY = "npFAKE0123456789abcdefghijklmnopqrstuv"
+API_KEY = "npFAKE-northpass-api-key-for-tests-only"
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
 _NAMESPACE = uuid.UUID("6d168614-6ec9-46ba-9001-99091d4a2005")

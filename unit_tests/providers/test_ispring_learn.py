@@ -25,7 +25,7 @@ from source_lms_enrollments.providers.ispring_learn import (
 
 RESOURCES = Path(__file__).parent.parent / "resources" / "ispring_learn"
 BASE = "https://api-learn.ispringlearn.com"
-CLIENT_SECRET = "j016Mzmqxn0RpRuDp5K4xeMfgdUnuFgs2g8LLIFt-ho"
+CLIENT_SECRET = "FAKE-ispring-client-secret-for-tests-only"
 NOW = "2026-01-01T00:00:00Z"
 
 
@@ -38,7 +38,7 @@ def load(name: str):
 
 
 def config(**extra):
-    return {"provider": {"provider_type": "ispring_learn", "client_id": "788f274b-68f4-11ee-b2b4-d6615e040b19",
+    return {"provider": {"provider_type": "ispring_learn", "client_id": "00000000-fa4e-4000-8000-000000000001",
                          "client_secret": CLIENT_SECRET}, **extra}
 
 
