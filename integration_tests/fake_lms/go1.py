@@ -147,8 +147,8 @@ class Go1App(FakeProviderApp):
         self.tokens_issued += 1
         return FakeResponse(200, {"access_token": token, "token_type": "Bearer", "expires_in": int(self.token_ttl)})
 
-    # ---- /user-accounts ----------------------------------------------------------------------------------------------
-    def user_accounts(self, request: FakeRequest) -> FakeResponse:
+    def offset_window(self, request: FakeRequest) -> tuple[int, int] | FakeResponse:
+        """(limit, offset) of a list request, or Go1's 400 for values outside 1..50 and >= 0."""
         try:
             limit = int(request.arg("limit", "20"))
             offset = int(request.arg("offset", "0"))
@@ -156,6 +156,14 @@ class Go1App(FakeProviderApp):
             return self.error(400, "invalid_parameters", "Invalid parameters provided.")
         if not 1 <= limit <= 50 or offset < 0:
             return self.error(400, "invalid_parameters", "limit must be between 1 and 50.")
+        return limit, offset
+
+    # ---- /user-accounts ----------------------------------------------------------------------------------------------
+    def user_accounts(self, request: FakeRequest) -> FakeResponse:
+        window = self.offset_window(request)
+        if isinstance(window, FakeResponse):
+            return window
+        limit, offset = window
         people = sorted(self.listed_people(), key=lambda p: p.id)
         return FakeResponse(200, {"total": len(people), "hits": [self.account_hit(p) for p in people[offset:offset + limit]]})
 
@@ -190,13 +198,10 @@ class Go1App(FakeProviderApp):
 
     # ---- /enrollments -----------------------------------------------------------------------------------------------
     def enrollments(self, request: FakeRequest) -> FakeResponse:
-        try:
-            limit = int(request.arg("limit", "20"))
-            offset = int(request.arg("offset", "0"))
-        except ValueError:
-            return self.error(400, "invalid_parameters", "Invalid parameters provided.")
-        if not 1 <= limit <= 50 or offset < 0:
-            return self.error(400, "invalid_parameters", "limit must be between 1 and 50.")
+        window = self.offset_window(request)
+        if isinstance(window, FakeResponse):
+            return window
+        limit, offset = window
         if offset + limit > self.offset_results_limit:
             return self.error(400, "invalid_parameters", f"Using the limit and offset parameters cannot exceed {self.offset_results_limit} results.")
         sort, order = request.arg("sort", "created_time"), request.arg("order", "desc")
