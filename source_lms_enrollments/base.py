@@ -592,8 +592,8 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
                 if incremental and self._listed.owes_tombstone(record_id):
                     yield record
                 continue
-            stamp = record["updated_at"]
-            if incremental and start_date is not None and stamp is not None and stamp < start_date and stamp < since:
+            updated_at = record["updated_at"]
+            if incremental and start_date is not None and updated_at is not None and updated_at < start_date and updated_at < since:
                 continue  # before start_date and the cursor: never emitted, so never tracked (a tombstone would add a row)
             # New, or back after a tombstone removed it: emitted whatever its updated_at.
             is_new = see(record_id)
@@ -602,7 +602,6 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
                     record["remote_deleted_at"] = self._deleted_at(record_id, is_new)
             elif "remote_deleted_at" not in record:
                 record["remote_deleted_at"] = None  # a live record (the mappers leave it to this one place)
-            updated_at = record["updated_at"]
             if updated_at is not None:
                 if since is not None and updated_at < since and not is_new:
                     continue
