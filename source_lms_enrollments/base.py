@@ -748,6 +748,9 @@ class BodyCursorStream(LmsStream):
     cursor_key: ClassVar[str]
     # The key of the object that holds records and cursor, when the API wraps them (Kombo: `{"status", "data"}`).
     envelope_key: ClassVar[Optional[str]] = None
+    # Whether every item must carry an id: true for a unified stream's records; a helper list whose items are keyed
+    # otherwise (StackOne's assignments and completions, keyed by learner and learning object) turns it off.
+    require_item_ids: ClassVar[bool] = True
     cursor_param: ClassVar[str]
     page_size_param: ClassVar[str]
     page_size: ClassVar[int]
@@ -802,8 +805,9 @@ class BodyCursorStream(LmsStream):
         if self.envelope_key is not None and isinstance(body, dict):
             body = body.get(self.envelope_key)
         items = body.get(self.records_key) if isinstance(body, dict) else None
-        if not isinstance(items, list) or not all(isinstance(item, dict) and item.get("id") not in (None, "") for item in items):
-            raise self.malformed(response, f"expected an object whose {self.records_key!r} is an array of objects, each with an id")
+        ids = self.require_item_ids
+        if not isinstance(items, list) or not all(isinstance(item, dict) and (not ids or item.get("id") not in (None, "")) for item in items):
+            raise self.malformed(response, f"expected an object whose {self.records_key!r} is an array of objects" + (", each with an id" if ids else ""))
         cursor = body.get(self.cursor_key)
         if cursor is not None and not isinstance(cursor, str):
             raise self.malformed(response, f"expected {self.cursor_key!r} to be a string or null, got {type(cursor).__name__}")

@@ -151,9 +151,6 @@ class StackOneStream(BodyCursorStream):
     page_size_param = "page_size"
     # StackOne documents a default of 25 and no maximum; every page is at least one call of the LMS behind it.
     page_size = 100
-    # Every record of a unified stream has an id (the base checks it). The helper lists of assignments and completions
-    # need none: their `id` is nullable in StackOne's schema, and they are keyed by user and learning object.
-    require_item_ids = True
 
     def list_params(self, stream_slice: Mapping[str, Any] | None) -> dict[str, Any]:
         since = (stream_slice or {}).get(UPDATED_AFTER)
@@ -170,18 +167,6 @@ class StackOneStream(BodyCursorStream):
 
     def provider_error_rule(self, response: requests.Response) -> ErrorResolution | None:
         return stackone_error_rule(response, self.ignore_not_found)
-
-    def _parse_page(self, response: requests.Response) -> tuple[list[Mapping[str, Any]], str | None]:
-        if self.require_item_ids:
-            return super()._parse_page(response)
-        body = self.json_of(response)
-        items = body.get(self.records_key) if isinstance(body, dict) else None
-        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise self.malformed(response, f"expected an object whose {self.records_key!r} is an array of objects")
-        cursor = body.get(self.cursor_key)
-        if cursor is not None and not isinstance(cursor, str):
-            raise self.malformed(response, f"expected {self.cursor_key!r} to be a string or null, got {type(cursor).__name__}")
-        return items, cursor or None
 
 
 def updated_after_param(since: str) -> str:
@@ -289,7 +274,7 @@ class StackOneCourses(StackOneStream):
 class StackOneLearningRecords(StackOneStream):
     """A helper list of assignments or completions (not a unified stream): raw records, keyed by learner."""
 
-    require_item_ids = False
+    require_item_ids = False  # their `id` is nullable in StackOne's schema; keyed by user and learning object
 
     def __init__(self, provider: LmsProvider, resource: str, learner: str | None = None) -> None:
         self.ignore_not_found = learner is not None  # a learner deleted since their record changed
