@@ -400,6 +400,21 @@ class LmsStream(HttpStream, CheckpointMixin, ABC):
         except orjson.JSONDecodeError as error:
             raise self.malformed(response, f"the answer is not valid JSON ({error})") from None
 
+    def records_of(self, response: requests.Response) -> list[Mapping[str, Any]]:
+        """The raw items of one answer: each paging family (or provider) says where they are."""
+        raise NotImplementedError
+
+    def mapped(self, response: requests.Response, mapper: Callable[[Mapping[str, Any]], Any], items: Optional[Iterable[Mapping[str, Any]]] = None) -> Iterator[Any]:
+        """The answer's items (`records_of`, unless given) through `mapper`, None results left out; a value the mapper
+        cannot read ends the sync naming the endpoint, rather than being nulled."""
+        for item in self.records_of(response) if items is None else items:
+            try:
+                record = mapper(item)
+            except (ValueError, TypeError, KeyError, AttributeError) as error:
+                raise self.malformed(response, f"record {item.get('id')!r} could not be read ({error})") from None
+            if record is not None:
+                yield record
+
     def malformed(self, response: requests.Response, what: str) -> AirbyteTracedException:
         message = f"{self.provider.title} GET {self.endpoint_name(response.url)}: {what}."
         return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
@@ -775,16 +790,6 @@ class BodyCursorStream(LmsStream):
 
     def records_of(self, response: requests.Response) -> list[Mapping[str, Any]]:
         return self._parsed(response)[0]
-
-    def mapped(self, response: requests.Response, mapper: Callable[[Mapping[str, Any]], Any]) -> Iterator[Any]:
-        """The page's items through `mapper`; a value the mapper cannot read ends the sync naming the endpoint."""
-        for item in self.records_of(response):
-            try:
-                record = mapper(item)
-            except (ValueError, TypeError, KeyError, AttributeError) as error:
-                raise self.malformed(response, f"record {item.get('id')!r} could not be read ({error})") from None
-            if record is not None:
-                yield record
 
     def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
         cursor = self._parsed(response)[1]

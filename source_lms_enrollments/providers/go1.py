@@ -149,15 +149,6 @@ class Go1Stream(LmsStream):
         total = to_number(body.get("total"))
         return {"hits": hits, "total": int(total) if total is not None else None, "next_scroll_id": to_str(body.get("next_scroll_id"))}
 
-    def mapped(self, response: requests.Response, mapper: Any, hits: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-        for hit in hits:
-            try:
-                record = mapper(hit)
-            except (ValueError, TypeError, KeyError, AttributeError) as error:
-                raise self.malformed(response, f"hit {hit.get(self.id_key)!r} could not be read ({error})") from None
-            if record is not None:
-                yield record
-
 
 class OffsetWindowStream(Go1Stream):
     """Offset/limit paging over a list sorted by a modification time, in windows under the API's offset ceiling.

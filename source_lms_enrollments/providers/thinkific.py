@@ -158,16 +158,8 @@ class PageNumberStream(LmsStream):
             raise self.malformed(response, f"the next page ({following}) is not after the page just read ({current}); refusing to loop")
         return {self.page_param: following}
 
-    def items_of(self, response: requests.Response) -> list[Mapping[str, Any]]:
+    def records_of(self, response: requests.Response) -> list[Mapping[str, Any]]:
         return self._page(response)[0]
-
-    def mapped(self, response: requests.Response, mapper: Any) -> Iterator[dict[str, Any]]:
-        """The page's items through `mapper`; a value the mapper cannot read ends the sync naming the endpoint."""
-        for item in self.items_of(response):
-            try:
-                yield mapper(item)
-            except (ValueError, TypeError, KeyError, AttributeError) as error:
-                raise self.malformed(response, f"item {item.get('id')!r} could not be read ({error})") from None
 
     def _page(self, response: requests.Response) -> tuple[list[Mapping[str, Any]], int | None]:
         return parsed_once(response, self._parse_page)

@@ -26,7 +26,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from airbyte_cdk.sources.streams.http.requests_native_auth import TokenAuthenticator
 
-from ..base import BodyCursorStream, LmsProvider, LmsStream, OffsetPageStream, parsed_once
+from ..base import LmsProvider, LmsStream, OffsetPageStream, parsed_once
 from ..unified import full_name, iso_to_iso, raw_copy, to_bool, to_number, to_percent, to_str
 
 logger = logging.getLogger("airbyte")
@@ -121,10 +121,6 @@ class UnifiedToStream(UnifiedToHttp, OffsetPageStream):
     def since_param(self, sync_mode: SyncMode) -> dict[str, Any]:
         since = self.since_on_server(sync_mode)
         return {"updated_gte": since} if since else {}
-
-    # The page's items through a mapper, a value it cannot read ending the sync naming the endpoint: the cursor
-    # family's own (it needs only `records_of` and `malformed`), until the base gives every paging family one.
-    mapped = BodyCursorStream.mapped
 
     def records_of_slice(self, sync_mode: SyncMode, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         self.provider.integration()  # first: so that an error of the first list call can name the LMS
